@@ -1,0 +1,2 @@
+EXTRA_DIST += %D%/fstab.example %D%/systemd/embassyfs@.service \
+	%D%/demo/registry-demo.sh

@@ -1,0 +1,3 @@
+#ifndef EMBASSYFS_FUSE_INT_H
+#define EMBASSYFS_FUSE_INT_H
+#endif

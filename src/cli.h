@@ -1,0 +1,3 @@
+#ifndef EMBASSYFS_CLI_H
+#define EMBASSYFS_CLI_H
+#endif

@@ -1,0 +1,166 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Copyright (C) 2026 The embassyfs authors */
+/*
+ * store.h - the on-disk store: RocksDB column families and block segments
+ *
+ * A store is a directory:
+ *
+ *   STORE/VOLUME         identification file (magic, format version, id)
+ *   STORE/db/            RocksDB: every column family of enum store_cf
+ *   STORE/seg/NNNNNNNN   block segments: append-only files of sealed blocks
+ *
+ * Block bytes are written once, to a segment, with pwrite at an offset
+ * reserved lock-free; RocksDB holds only the index (STORE_CF_LOCAL) and
+ * metadata, so block bytes neither pass through the WAL nor churn through
+ * compaction. Freed blocks are released with FALLOC_FL_PUNCH_HOLE, so disk
+ * space comes back at once. Every record in a segment starts at a multiple
+ * of STORE_SEG_ALIGN so that a keyless scan can resynchronise after a hole.
+ *
+ * Durability: store_sync() makes every segment byte written so far durable
+ * (fdatasync) before it syncs RocksDB's WAL, so a synced batch never names
+ * a block whose bytes could be lost.
+ *
+ * Only this file's implementation includes rocksdb/c.h. RocksDB errors are
+ * mapped here: "Corruption" -> -EUCLEAN, no space -> -ENOSPC, the store's
+ * lock held by another process -> -EBUSY, anything else -> -EIO.
+ *
+ * All functions are thread-safe on one struct store unless said otherwise;
+ * a batch or an iterator belongs to one thread.
+ */
+#ifndef EMBASSYFS_STORE_H
+#define EMBASSYFS_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "compat.h"
+
+/* Column families; the names on disk are in store.c and doc/FORMAT.md. */
+enum store_cf {
+	STORE_CF_SUPER,		/* "super": header, head, counters */
+	STORE_CF_INODE,		/* "inode": ino -> attributes */
+	STORE_CF_DIRENT,	/* "dirent": parent || name hash -> entry */
+	STORE_CF_EXTENT,	/* "extent": ino || block index -> block ref */
+	STORE_CF_BLOCK,		/* "block": id -> refcount, sizes, checksum */
+	STORE_CF_XATTR,		/* "xattr": ino || name hash -> name, value */
+	STORE_CF_ORPHAN,	/* "orphan": ino -> (unlinked while open) */
+	STORE_CF_JOURNAL,	/* "journal": seq -> record */
+	STORE_CF_LOCAL,		/* "local": this store's own: block locations, cursors */
+	STORE_CF_COUNT,
+};
+
+#define STORE_SEG_ALIGN 512
+#define STORE_SEG_MAX (1ull << 30)	/* roll to a new segment past 1 GiB */
+#define STORE_SEG_REC_MAGIC 0x45424b31u	/* "EBK1" */
+/*
+ * A segment record: 48-byte header, then the sealed bytes, then zero
+ * padding to STORE_SEG_ALIGN.
+ *   0 u32 magic  4 u32 sealed length  8 id[32]  40 u64 XXH3-64 of id||sealed
+ */
+#define STORE_SEG_HDR_BYTES 48
+
+struct store_loc {
+	uint32_t seg;		/* segment number */
+	uint32_t len;		/* sealed length */
+	uint64_t off;		/* offset of the record header */
+};
+
+enum store_open_flags {
+	STORE_RDONLY = 1 << 0,	/* no lock taken; many readers beside a writer */
+	STORE_CREATE = 1 << 1,	/* create an empty store; -EEXIST if one is there */
+};
+
+struct store;
+struct store_batch;
+struct store_iter;
+
+/*
+ * Open the RocksDB and segments of the store directory `dir`. With
+ * STORE_CREATE, dir is created (or must be empty). -ENOENT: no store there;
+ * -EEXIST: STORE_CREATE on a non-empty dir; -EBUSY: held by another
+ * process; -EUCLEAN: RocksDB reports corruption; -EIO otherwise.
+ */
+int store_open(const char *dir, enum store_open_flags flags,
+	       struct store **out) MUST_CHECK;
+/* Flush and close; NULL is fine. Leaves nothing to replay. */
+void store_close(struct store *st);
+bool store_rdonly(const struct store *st);
+const char *store_path(const struct store *st);
+
+/*
+ * Point reads. *val is malloc'd (caller frees). -ENOENT if absent.
+ * store_get_buf copies into buf (cap); -ENOSPC if longer, *vlen always set.
+ */
+int store_get(struct store *st, enum store_cf cf, const void *key, size_t klen,
+	      void **val, size_t *vlen) MUST_CHECK;
+int store_get_buf(struct store *st, enum store_cf cf, const void *key,
+		  size_t klen, void *buf, size_t cap, size_t *vlen) MUST_CHECK;
+
+/* Write batches: built by one thread, written atomically. */
+int store_batch_new(struct store_batch **out) MUST_CHECK;
+void store_batch_free(struct store_batch *b);
+void store_batch_clear(struct store_batch *b);
+void store_batch_put(struct store_batch *b, enum store_cf cf, const void *key,
+		     size_t klen, const void *val, size_t vlen);
+void store_batch_delete(struct store_batch *b, enum store_cf cf,
+			const void *key, size_t klen);
+/* Delete keys in [begin, end). */
+void store_batch_delete_range(struct store_batch *b, enum store_cf cf,
+			      const void *begin, size_t blen, const void *end,
+			      size_t elen);
+size_t store_batch_count(const struct store_batch *b);
+/*
+ * Apply a batch atomically. With sync, segments and the WAL are made
+ * durable first (store_sync semantics) -EROFS on a read-only store.
+ */
+int store_write(struct store *st, struct store_batch *b, bool sync) MUST_CHECK;
+
+/* Make every write so far durable: fdatasync dirty segments, then sync the WAL. */
+int store_sync(struct store *st) MUST_CHECK;
+
+/*
+ * Iterators over one column family, in key order. store_iter_seek positions
+ * at the first key >= key. Keys and values are valid until the next move.
+ */
+int store_iter_new(struct store *st, enum store_cf cf, struct store_iter **out) MUST_CHECK;
+void store_iter_free(struct store_iter *it);
+void store_iter_seek(struct store_iter *it, const void *key, size_t klen);
+void store_iter_seek_first(struct store_iter *it);
+void store_iter_seek_last(struct store_iter *it);
+bool store_iter_valid(const struct store_iter *it);
+void store_iter_next(struct store_iter *it);
+void store_iter_prev(struct store_iter *it);
+const void *store_iter_key(const struct store_iter *it, size_t *klen);
+const void *store_iter_value(const struct store_iter *it, size_t *vlen);
+/* -EUCLEAN/-EIO if iteration stopped on an error rather than at the end. */
+int store_iter_status(const struct store_iter *it) MUST_CHECK;
+
+/*
+ * Block segments. store_seg_append writes one record (header + sealed
+ * bytes) and fills *loc; the bytes reach the disk at the next store_sync.
+ * -ENOSPC, -EIO, -EROFS.
+ */
+int store_seg_append(struct store *st, const uint8_t id[static 32],
+		     const void *sealed, size_t len, struct store_loc *loc) MUST_CHECK;
+/*
+ * Read the sealed bytes at loc into buf (loc->len bytes), checking the
+ * record header: magic, id and XXH3 checksum. -EUCLEAN on a mismatch, -EIO.
+ */
+int store_seg_read(struct store *st, const struct store_loc *loc,
+		   const uint8_t id[static 32], void *buf) MUST_CHECK;
+/* Release the record's space (punch a hole). Idempotent. */
+int store_seg_free(struct store *st, const struct store_loc *loc) MUST_CHECK;
+/* Encode/decode a location as the 16-byte STORE_CF_LOCAL value. */
+#define STORE_LOC_BYTES 16
+void store_loc_encode(const struct store_loc *loc, uint8_t out[static STORE_LOC_BYTES]);
+int store_loc_decode(const void *buf, size_t len, struct store_loc *loc) MUST_CHECK;
+
+/* Compact every column family (space back after deletes). */
+int store_compact(struct store *st) MUST_CHECK;
+
+/* Space figures for statfs: bytes used by the db and segments, bytes free on the filesystem below. */
+int store_space(struct store *st, uint64_t *used, uint64_t *avail,
+		uint64_t *total) MUST_CHECK;
+
+#endif
