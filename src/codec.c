@@ -1,3 +1,289 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* stub */
-#include "compat.h"
+/* Copyright (C) 2026 The embassyfs authors */
+/*
+ * codec.c - plaintext block <-> (keyed id, sealed bytes), and back
+ *
+ * The codec owns a pool of work contexts, each holding a zstd compression
+ * context, a decompression context and one scratch buffer. A call takes a
+ * context from the free list under the mutex, works without the lock, and
+ * puts it back. The pool grows to the highest concurrency seen and is only
+ * released by codec_free(), so in steady state sealing and opening allocate
+ * nothing. zstd contexts and scratch space are created lazily, so a codec
+ * that never compresses never creates a ZSTD_CCtx, and a scratch buffer
+ * grows only as large as the largest block it has carried.
+ *
+ * Layout of the sealed bytes is in codec.h. The scratch buffer holds
+ * hdr || payload, the AEAD plaintext: key_seal() and key_open() take one
+ * contiguous buffer, so a stored (uncompressed) block costs one memcpy.
+ */
+#include "codec.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <xxhash.h>
+#include <zstd.h>
+
+#include "log.h"
+
+struct codec_ctx {
+	struct codec_ctx *next;
+	ZSTD_CCtx *cctx;
+	ZSTD_DCtx *dctx;
+	uint8_t *buf;
+	size_t bufcap;
+};
+
+struct codec {
+	const struct key *k;
+	enum codec_compress compress;
+	int level;
+	pthread_mutex_t lock;
+	struct codec_ctx *free_list;
+};
+
+int codec_new(const struct key *k, enum codec_compress compress, int level,
+	      struct codec **out)
+{
+	struct codec *c;
+
+	*out = NULL;
+	if (compress != CODEC_COMPRESS_NONE && compress != CODEC_COMPRESS_ZSTD)
+		return -EINVAL;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	if (pthread_mutex_init(&c->lock, NULL) != 0) {
+		free(c);
+		return -ENOMEM;
+	}
+	c->k = k;
+	c->compress = compress;
+	c->level = level;
+	*out = c;
+	return 0;
+}
+
+static void codec_ctx_free(struct codec_ctx *x)
+{
+	if (!x)
+		return;
+	ZSTD_freeCCtx(x->cctx);
+	ZSTD_freeDCtx(x->dctx);
+	/* Scratch held plaintext. */
+	if (x->buf)
+		sodium_memzero(x->buf, x->bufcap);
+	free(x->buf);
+	free(x);
+}
+
+void codec_free(struct codec *c)
+{
+	struct codec_ctx *x;
+
+	if (!c)
+		return;
+	while ((x = c->free_list)) {
+		c->free_list = x->next;
+		codec_ctx_free(x);
+	}
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+static int codec_ctx_get(struct codec *c, struct codec_ctx **out)
+{
+	struct codec_ctx *x;
+
+	pthread_mutex_lock(&c->lock);
+	x = c->free_list;
+	if (x)
+		c->free_list = x->next;
+	pthread_mutex_unlock(&c->lock);
+	if (!x) {
+		x = calloc(1, sizeof(*x));
+		if (!x)
+			return -ENOMEM;
+	}
+	x->next = NULL;
+	*out = x;
+	return 0;
+}
+
+static void codec_ctx_put(struct codec *c, struct codec_ctx *x)
+{
+	pthread_mutex_lock(&c->lock);
+	x->next = c->free_list;
+	c->free_list = x;
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Make sure the scratch buffer holds at least n bytes. */
+static int codec_ctx_reserve(struct codec_ctx *x, size_t n)
+{
+	uint8_t *buf;
+
+	if (x->bufcap >= n)
+		return 0;
+	buf = malloc(n);
+	if (!buf)
+		return -ENOMEM;
+	if (x->buf)
+		sodium_memzero(x->buf, x->bufcap);
+	free(x->buf);
+	x->buf = buf;
+	x->bufcap = n;
+	return 0;
+}
+
+void codec_block_id(const struct codec *c, const void *plain, size_t len,
+		    uint8_t id[static KEY_ID_BYTES])
+{
+	key_block_id(c->k, plain, len, id);
+}
+
+/*
+ * Compress plain into dst only if the result is smaller by at least 1/16.
+ * Returns the payload size, or 0 to store the block as is. Giving zstd a
+ * destination of exactly the acceptable size lets it do the comparison:
+ * anything larger fails with dstSize_tooSmall.
+ */
+static size_t codec_try_compress(struct codec *c, struct codec_ctx *x,
+				 const void *plain, size_t len, uint8_t *dst)
+{
+	size_t r;
+
+	if (!x->cctx) {
+		x->cctx = ZSTD_createCCtx();
+		if (!x->cctx)
+			return 0;
+	}
+	r = ZSTD_compressCCtx(x->cctx, dst, len - len / 16, plain, len,
+			      c->level);
+	if (ZSTD_isError(r) || r == 0)
+		return 0;
+	return r;
+}
+
+int codec_seal(struct codec *c, const uint8_t id[static KEY_ID_BYTES],
+	       const void *plain, size_t len, uint8_t *out, size_t *outlen)
+{
+	struct codec_ctx *x = NULL;
+	size_t paylen = 0;
+	uint8_t flags = 0;
+	int ret;
+
+	if (len == 0 || len > CODEC_MAX_BLOCK)
+		return -EINVAL;
+	ret = codec_ctx_get(c, &x);
+	if (ret < 0)
+		return ret;
+	ret = codec_ctx_reserve(x, CODEC_HDR_BYTES + len);
+	if (ret < 0)
+		goto out;
+	if (c->compress == CODEC_COMPRESS_ZSTD)
+		paylen = codec_try_compress(c, x, plain, len,
+					    x->buf + CODEC_HDR_BYTES);
+	if (paylen) {
+		flags = CODEC_F_ZSTD;
+	} else {
+		memcpy(x->buf + CODEC_HDR_BYTES, plain, len);
+		paylen = len;
+	}
+	x->buf[0] = flags;
+	put_be32(x->buf + 1, (uint32_t)len);
+	key_seal(c->k, KEY_SUB_BLOCK, id, KEY_ID_BYTES, x->buf,
+		 CODEC_HDR_BYTES + paylen, out);
+	*outlen = CODEC_HDR_BYTES + paylen + KEY_SEAL_OVERHEAD;
+	ret = 0;
+out:
+	codec_ctx_put(c, x);
+	return ret;
+}
+
+static int codec_corrupt(const uint8_t id[static KEY_ID_BYTES], const char *why)
+{
+	char hex[2 * 8 + 1];
+
+	log_dbg(LOG_DBG_CODEC, "block %s: %s", log_hex(hex, id, 8), why);
+	return -EUCLEAN;
+}
+
+int codec_open(struct codec *c, const uint8_t id[static KEY_ID_BYTES],
+	       const uint8_t *sealed, size_t sealedlen, uint8_t *out,
+	       size_t cap, size_t *plainlen)
+{
+	struct codec_ctx *x = NULL;
+	size_t ptlen, paylen, r;
+	uint32_t plain_len;
+	uint8_t flags;
+	int ret;
+
+	/*
+	 * An empty payload is never produced, and a payload larger than the
+	 * largest block cannot be one of ours: reject both before decrypting.
+	 */
+	if (sealedlen <= KEY_SEAL_OVERHEAD + CODEC_HDR_BYTES ||
+	    sealedlen > CODEC_SEALED_MAX((size_t)CODEC_MAX_BLOCK))
+		return codec_corrupt(id, "sealed length out of range");
+	ptlen = sealedlen - KEY_SEAL_OVERHEAD;
+	paylen = ptlen - CODEC_HDR_BYTES;
+	ret = codec_ctx_get(c, &x);
+	if (ret < 0)
+		return ret;
+	ret = codec_ctx_reserve(x, ptlen);
+	if (ret < 0)
+		goto out;
+	ret = key_open(c->k, KEY_SUB_BLOCK, id, KEY_ID_BYTES, sealed, sealedlen,
+		       x->buf);
+	if (ret < 0) {
+		ret = codec_corrupt(id, "authentication failed");
+		goto out;
+	}
+	flags = x->buf[0];
+	plain_len = get_be32(x->buf + 1);
+	if (flags & ~CODEC_F_ZSTD) {
+		ret = codec_corrupt(id, "unknown header flags");
+		goto out;
+	}
+	if (plain_len == 0 || plain_len > CODEC_MAX_BLOCK) {
+		ret = codec_corrupt(id, "plaintext length out of range");
+		goto out;
+	}
+	if (!(flags & CODEC_F_ZSTD) && paylen != plain_len) {
+		ret = codec_corrupt(id, "stored length mismatch");
+		goto out;
+	}
+	if (cap < plain_len) {
+		ret = -ENOSPC;
+		goto out;
+	}
+	if (flags & CODEC_F_ZSTD) {
+		if (!x->dctx) {
+			x->dctx = ZSTD_createDCtx();
+			if (!x->dctx) {
+				ret = -ENOMEM;
+				goto out;
+			}
+		}
+		r = ZSTD_decompressDCtx(x->dctx, out, plain_len,
+					x->buf + CODEC_HDR_BYTES, paylen);
+		if (ZSTD_isError(r) || r != plain_len) {
+			ret = codec_corrupt(id, "decompression failed");
+			goto out;
+		}
+	} else {
+		memcpy(out, x->buf + CODEC_HDR_BYTES, plain_len);
+	}
+	*plainlen = plain_len;
+	ret = 0;
+out:
+	codec_ctx_put(c, x);
+	return ret;
+}
+
+uint64_t codec_checksum(const void *data, size_t len)
+{
+	return XXH3_64bits(data, len);
+}

@@ -1,3 +1,809 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* stub */
-#include "compat.h"
+/* Copyright (C) 2026 The embassyfs authors */
+/*
+ * fs_data.c - file contents: dirty block buffers, read, write, truncate
+ *
+ * extent  key ino u64 || block index u64 -> id[32] || MAC("extent" || key, id)
+ *
+ * A file is a sparse array of fixed-size blocks. Writes land in per-inode
+ * dirty buffers of whole blocks (read-modify-write for partial ones); a
+ * flush turns them into blocks: trailing zeros trimmed (an all-zero block
+ * becomes a hole), keyed id computed, sealed and appended to a segment only
+ * if no block with that id exists (dedup), then one transaction puts the
+ * extents, the new reference counts and the inode. Sequential writes are
+ * flushed every FS_FLUSH_BYTES so that a commit covers about a megabyte.
+ *
+ * Bytes of a stored block past the end of the file are always zero:
+ * truncation rewrites the partial last block, so extending a file again
+ * shows zeros without any further work.
+ */
+#include "fs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fs_int.h"
+#include "log.h"
+
+#define FS_FLUSH_BYTES (1u << 20)
+
+/* ---- reference deltas ---- */
+
+void fs_refs_init(struct fs_refs *r)
+{
+	memset(r, 0, sizeof(*r));
+}
+
+void fs_refs_release(struct fs_refs *r)
+{
+	free(r->tab);
+	memset(r, 0, sizeof(*r));
+}
+
+static size_t refs_slot(const struct fs_refs *r, const uint8_t *id)
+{
+	return (size_t)get_be64(id) & (r->cap - 1);
+}
+
+static int refs_grow(struct fs_refs *r)
+{
+	struct fs_refs bigger;
+
+	bigger.cap = r->cap ? 2 * r->cap : 64;
+	bigger.n = r->n;
+	bigger.tab = calloc(bigger.cap, sizeof(*bigger.tab));
+	if (!bigger.tab)
+		return -ENOMEM;
+	for (size_t q = 0; q < r->cap; q++) {
+		size_t s;
+
+		if (!r->tab[q].used)
+			continue;
+		for (s = refs_slot(&bigger, r->tab[q].id); bigger.tab[s].used;
+		     s = (s + 1) & (bigger.cap - 1))
+			;
+		bigger.tab[s] = r->tab[q];
+	}
+	free(r->tab);
+	*r = bigger;
+	return 0;
+}
+
+struct fs_ref *fs_refs_add(struct fs_refs *r,
+			   const uint8_t id[static KEY_ID_BYTES], int64_t delta)
+{
+	size_t s;
+
+	if ((r->n + 1) * 2 > r->cap && refs_grow(r))
+		return NULL;
+	for (s = refs_slot(r, id); r->tab[s].used; s = (s + 1) & (r->cap - 1))
+		if (!memcmp(r->tab[s].id, id, KEY_ID_BYTES)) {
+			r->tab[s].delta += delta;
+			return &r->tab[s];
+		}
+	memset(&r->tab[s], 0, sizeof(r->tab[s]));
+	memcpy(r->tab[s].id, id, KEY_ID_BYTES);
+	r->tab[s].delta = delta;
+	r->tab[s].used = true;
+	r->n++;
+	return &r->tab[s];
+}
+
+/* ---- extents ---- */
+
+static int extent_get(struct fs *fs, uint64_t ino, uint64_t idx,
+		      uint8_t id[static KEY_ID_BYTES])
+{
+	uint8_t key[16], val[FS_EXTENT_VAL_BYTES];
+	size_t vlen;
+	int ret;
+
+	fs_extent_key(key, ino, idx);
+	ret = store_get_buf(fs->st, STORE_CF_EXTENT, key, sizeof(key), val,
+			    sizeof(val), &vlen);
+	if (ret == -ENOENT)
+		return ret;
+	if (ret == 0 && (vlen != sizeof(val) ||
+			 fs_mac_check(fs, "extent", key, sizeof(key), val,
+				      KEY_ID_BYTES, val + KEY_ID_BYTES)))
+		ret = -EUCLEAN;
+	if (ret == -EUCLEAN || ret == -ENOSPC) {
+		fs_corrupt(fs, ino, "extent fails authentication");
+		return -EUCLEAN;
+	}
+	if (ret == 0)
+		memcpy(id, val, KEY_ID_BYTES);
+	return ret;
+}
+
+static void extent_put(struct fs *fs, struct journal_txn *t, uint64_t ino,
+		       uint64_t idx, const uint8_t id[static KEY_ID_BYTES])
+{
+	uint8_t key[16], val[FS_EXTENT_VAL_BYTES];
+
+	fs_extent_key(key, ino, idx);
+	memcpy(val, id, KEY_ID_BYTES);
+	fs_mac_value(fs, "extent", key, sizeof(key), val, KEY_ID_BYTES,
+		     val + KEY_ID_BYTES);
+	journal_txn_put(t, STORE_CF_EXTENT, key, sizeof(key), val, sizeof(val));
+}
+
+/* Read block idx of ino into out (fs->bs bytes, zero-filled past its data). */
+static int block_read(struct fs *fs, uint64_t ino, uint64_t idx, uint8_t *out)
+{
+	uint8_t id[KEY_ID_BYTES], lkey[1 + KEY_ID_BYTES], lval[STORE_LOC_BYTES];
+	struct store_loc loc;
+	uint8_t *sealed = NULL;
+	size_t vlen, plain = 0;
+	int ret;
+
+	ret = extent_get(fs, ino, idx, id);
+	if (ret == -ENOENT) {
+		memset(out, 0, fs->bs);
+		return 0;
+	}
+	if (ret)
+		return ret;
+	lkey[0] = 'L';
+	memcpy(lkey + 1, id, KEY_ID_BYTES);
+	ret = store_get_buf(fs->st, STORE_CF_LOCAL, lkey, sizeof(lkey), lval,
+			    sizeof(lval), &vlen);
+	if (ret == 0)
+		ret = store_loc_decode(lval, vlen, &loc);
+	if (ret) {
+		fs_corrupt(fs, ino, "extent names a block that is not stored");
+		return -EIO;
+	}
+	sealed = malloc(loc.len);
+	if (!sealed)
+		return -ENOMEM;
+	ret = store_seg_read(fs->st, &loc, id, sealed);
+	if (ret == 0)
+		ret = codec_open(fs->codec, id, sealed, loc.len, out, fs->bs,
+				 &plain);
+	free(sealed);
+	if (ret) {
+		fs_corrupt(fs, ino, "block fails its checksum or authentication");
+		return -EIO;
+	}
+	if (plain < fs->bs)
+		memset(out + plain, 0, fs->bs - plain);
+	return 0;
+}
+
+/* ---- dirty buffers ---- */
+
+void fs_dirty_free(struct fs_inode *i)
+{
+	for (size_t q = 0; q < i->ndirty; q++)
+		free(i->dirty[q].buf);
+	free(i->dirty);
+	i->dirty = NULL;
+	i->ndirty = i->capdirty = 0;
+}
+
+static size_t dirty_pos(const struct fs_inode *i, uint64_t idx)
+{
+	size_t lo = 0, hi = i->ndirty;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (i->dirty[mid].idx < idx)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static struct fs_dirty *dirty_find(const struct fs_inode *i, uint64_t idx)
+{
+	size_t p = dirty_pos(i, idx);
+
+	return p < i->ndirty && i->dirty[p].idx == idx ? &i->dirty[p] : NULL;
+}
+
+/* The dirty buffer of block idx, created (and filled from the store unless `whole`). */
+static int dirty_get(struct fs *fs, struct fs_inode *i, uint64_t idx,
+		     bool whole, struct fs_dirty **out)
+{
+	size_t p = dirty_pos(i, idx);
+	uint8_t *buf;
+	int ret;
+
+	if (p < i->ndirty && i->dirty[p].idx == idx) {
+		*out = &i->dirty[p];
+		return 0;
+	}
+	if (i->ndirty == i->capdirty) {
+		size_t cap = i->capdirty ? 2 * i->capdirty : 16;
+		struct fs_dirty *d = realloc(i->dirty, cap * sizeof(*d));
+
+		if (!d)
+			return -ENOMEM;
+		i->dirty = d;
+		i->capdirty = cap;
+	}
+	buf = malloc(fs->bs);
+	if (!buf)
+		return -ENOMEM;
+	if (!whole && idx * fs->bs < i->a.size) {
+		ret = block_read(fs, i->ino, idx, buf);
+		if (ret) {
+			free(buf);
+			return ret;
+		}
+	} else if (!whole) {
+		memset(buf, 0, fs->bs);
+	}
+	memmove(&i->dirty[p + 1], &i->dirty[p],
+		(i->ndirty - p) * sizeof(i->dirty[0]));
+	i->dirty[p].idx = idx;
+	i->dirty[p].buf = buf;
+	i->ndirty++;
+	*out = &i->dirty[p];
+	return 0;
+}
+
+static void dirty_drop_from(struct fs_inode *i, uint64_t from)
+{
+	size_t p = dirty_pos(i, from);
+
+	for (size_t q = p; q < i->ndirty; q++)
+		free(i->dirty[q].buf);
+	i->ndirty = p;
+}
+
+/* ---- flush ---- */
+
+static size_t trim_zeros(const uint8_t *buf, size_t len)
+{
+	while (len >= 8) {
+		uint64_t w;
+
+		memcpy(&w, buf + len - 8, 8);
+		if (w)
+			break;
+		len -= 8;
+	}
+	while (len && buf[len - 1] == 0)
+		len--;
+	return len;
+}
+
+/* Add the change of block idx to `buf[0..len)` (len 0: a hole) to t/refs. */
+static int block_set(struct fs *fs, struct fs_inode *i, uint64_t idx,
+		     const uint8_t *buf, size_t len, struct journal_txn *t,
+		     struct fs_refs *refs)
+{
+	uint8_t old[KEY_ID_BYTES], id[KEY_ID_BYTES], key[16];
+	struct fs_ref *r;
+	bool had;
+	int ret;
+
+	ret = extent_get(fs, i->ino, idx, old);
+	if (ret && ret != -ENOENT)
+		return ret;
+	had = ret == 0;
+	len = trim_zeros(buf, len);
+	if (len == 0) {
+		if (!had)
+			return 0;
+		fs_extent_key(key, i->ino, idx);
+		journal_txn_delete(t, STORE_CF_EXTENT, key, sizeof(key));
+		if (!fs_refs_add(refs, old, -1))
+			return -ENOMEM;
+		i->a.nextents--;
+		return 0;
+	}
+	codec_block_id(fs->codec, buf, len, id);
+	if (had && !memcmp(old, id, KEY_ID_BYTES))
+		return 0;
+	r = fs_refs_add(refs, id, 1);
+	if (!r)
+		return -ENOMEM;
+	ret = fs_block_prepare(fs, r, buf, len);
+	if (ret)
+		return ret;
+	if (had) {
+		if (!fs_refs_add(refs, old, -1))
+			return -ENOMEM;
+	} else {
+		i->a.nextents++;
+	}
+	extent_put(fs, t, i->ino, idx, id);
+	return 0;
+}
+
+int fs_data_flush(struct fs *fs, struct fs_inode *i, bool sync)
+{
+	struct journal_txn *t = NULL;
+	struct fs_refs refs;
+	int ret;
+
+	if (fs->rdonly)
+		return 0;
+	if (!i->ndirty && !i->attr_dirty)
+		return sync ? journal_sync(fs->j) : 0;
+	fs_refs_init(&refs);
+	ret = journal_txn_new(fs->j, &t);
+	if (ret)
+		goto out;
+	for (size_t q = 0; q < i->ndirty; q++) {
+		struct fs_dirty *d = &i->dirty[q];
+		uint64_t start = d->idx * fs->bs;
+		size_t len;
+
+		if (start >= i->a.size)
+			len = 0;
+		else
+			len = (size_t)MIN((uint64_t)fs->bs, i->a.size - start);
+		ret = block_set(fs, i, d->idx, d->buf, len, t, &refs);
+		if (ret)
+			goto out;
+	}
+	fs_put_inode(fs, t, i);
+	ret = fs_commit(fs, t, &refs, sync);
+	if (ret == 0)
+		fs_dirty_free(i);
+out:
+	if (ret) {
+		/* The buffers stay; the in-memory attributes may be ahead of the store. */
+		i->attr_dirty = true;
+		log_err("cannot write back ino=%llu: %s", (unsigned long long)i->ino,
+			strerror(-ret));
+	}
+	fs_refs_release(&refs);
+	journal_txn_free(t);
+	return ret;
+}
+
+int fs_data_drop_from(struct fs *fs, struct fs_inode *i, uint64_t from,
+		      struct journal_txn *t, struct fs_refs *refs)
+{
+	struct store_iter *it = NULL;
+	uint8_t begin[16], end[16];
+	int ret;
+
+	dirty_drop_from(i, from);
+	ret = store_iter_new(fs->st, STORE_CF_EXTENT, &it);
+	if (ret)
+		return ret;
+	fs_extent_key(begin, i->ino, from);
+	fs_extent_key(end, i->ino + 1, 0);
+	for (store_iter_seek(it, begin, sizeof(begin)); store_iter_valid(it);
+	     store_iter_next(it)) {
+		size_t klen, vlen;
+		const uint8_t *k = store_iter_key(it, &klen);
+		const uint8_t *v = store_iter_value(it, &vlen);
+
+		if (klen != 16 || memcmp(k, begin, 8))
+			break;
+		if (vlen != FS_EXTENT_VAL_BYTES) {
+			ret = -EUCLEAN;
+			break;
+		}
+		if (!fs_refs_add(refs, v, -1)) {
+			ret = -ENOMEM;
+			break;
+		}
+		if (i->a.nextents)
+			i->a.nextents--;
+	}
+	if (ret == 0)
+		ret = store_iter_status(it);
+	store_iter_free(it);
+	if (ret == 0)
+		journal_txn_delete_range(t, STORE_CF_EXTENT, begin, sizeof(begin),
+					 end, sizeof(end));
+	return ret;
+}
+
+/*
+ * Zero bytes [from, block end) of block idx in t. The block goes through
+ * its dirty buffer, which outlives the commit (fs_commit may need the
+ * plaintext for a late append); the next flush finds it unchanged.
+ */
+static int zero_tail(struct fs *fs, struct fs_inode *i, uint64_t idx,
+		     size_t from, struct journal_txn *t, struct fs_refs *refs)
+{
+	struct fs_dirty *d;
+	int ret;
+
+	ret = dirty_get(fs, i, idx, false, &d);
+	if (ret)
+		return ret;
+	memset(d->buf + from, 0, fs->bs - from);
+	return block_set(fs, i, idx, d->buf, from, t, refs);
+}
+
+int fs_data_truncate(struct fs *fs, struct fs_inode *i, uint64_t size,
+		     struct journal_txn *t, struct fs_refs *refs)
+{
+	int ret;
+
+	if (i->ndirty) {
+		ret = fs_data_flush(fs, i, false);
+		if (ret)
+			return ret;
+	}
+	if (size < i->a.size) {
+		if (size % fs->bs) {
+			ret = zero_tail(fs, i, size / fs->bs, size % fs->bs, t,
+					refs);
+			if (ret)
+				return ret;
+		}
+		ret = fs_data_drop_from(fs, i, (size + fs->bs - 1) / fs->bs, t,
+					refs);
+		if (ret)
+			return ret;
+	}
+	i->a.size = size;
+	return 0;
+}
+
+/* ---- read and write ---- */
+
+ssize_t fs_read(struct fs *fs, uint64_t ino, void *buf, size_t size,
+		uint64_t off)
+{
+	struct fs_inode *i;
+	uint8_t *tmp = NULL;
+	size_t done = 0;
+	ssize_t ret;
+
+	ret = fs_inode_lock(fs, ino, false, &i);
+	if (ret)
+		return ret;
+	if (S_ISDIR(i->a.mode)) {
+		ret = -EISDIR;
+		goto out;
+	}
+	if (!S_ISREG(i->a.mode)) {
+		ret = -EINVAL;
+		goto out;
+	}
+	if (off >= i->a.size) {
+		ret = 0;
+		goto out;
+	}
+	size = (size_t)MIN((uint64_t)size, i->a.size - off);
+	while (done < size) {
+		uint64_t pos = off + done;
+		uint64_t idx = pos / fs->bs;
+		size_t boff = (size_t)(pos % fs->bs);
+		size_t n = MIN(fs->bs - boff, size - done);
+		struct fs_dirty *d = dirty_find(i, idx);
+
+		if (d) {
+			memcpy((uint8_t *)buf + done, d->buf + boff, n);
+		} else if (boff == 0 && n == fs->bs) {
+			ret = block_read(fs, ino, idx, (uint8_t *)buf + done);
+			if (ret)
+				goto out;
+		} else {
+			if (!tmp)
+				tmp = malloc(fs->bs);
+			if (!tmp) {
+				ret = -ENOMEM;
+				goto out;
+			}
+			ret = block_read(fs, ino, idx, tmp);
+			if (ret)
+				goto out;
+			memcpy((uint8_t *)buf + done, tmp + boff, n);
+		}
+		done += n;
+	}
+	ret = (ssize_t)done;
+out:
+	free(tmp);
+	fs_inode_unlock(fs, i);
+	return ret;
+}
+
+/* Copy buf into the dirty blocks of [off, off + size); zero buf means zeros. */
+static int write_locked(struct fs *fs, struct fs_inode *i, const void *buf,
+			size_t size, uint64_t off)
+{
+	size_t done = 0;
+	int ret;
+
+	while (done < size) {
+		uint64_t pos = off + done;
+		uint64_t idx = pos / fs->bs;
+		size_t boff = (size_t)(pos % fs->bs);
+		size_t n = MIN(fs->bs - boff, size - done);
+		bool whole = boff == 0 && (n == fs->bs || pos + n >= i->a.size);
+		struct fs_dirty *d;
+
+		ret = dirty_get(fs, i, idx, whole, &d);
+		if (ret)
+			return ret;
+		if (whole && n < fs->bs)
+			memset(d->buf + n, 0, fs->bs - n);
+		if (buf)
+			memcpy(d->buf + boff, (const uint8_t *)buf + done, n);
+		else
+			memset(d->buf + boff, 0, n);
+		done += n;
+	}
+	return 0;
+}
+
+ssize_t fs_write(struct fs *fs, uint64_t ino, const void *buf, size_t size,
+		 uint64_t off)
+{
+	struct fs_inode *i;
+	ssize_t ret;
+
+	if (fs->rdonly)
+		return -EROFS;
+	if (off > FS_MAX_FILE_SIZE || size > FS_MAX_FILE_SIZE - off)
+		return -EFBIG;
+	ret = fs_inode_lock(fs, ino, true, &i);
+	if (ret)
+		return ret;
+	if (S_ISDIR(i->a.mode)) {
+		ret = -EISDIR;
+		goto out;
+	}
+	if (!S_ISREG(i->a.mode)) {
+		ret = -EINVAL;
+		goto out;
+	}
+	ret = write_locked(fs, i, buf, size, off);
+	if (ret)
+		goto out;
+	if (off + size > i->a.size)
+		i->a.size = off + size;
+	fs_now(&i->a.mtime);
+	i->a.ctime = i->a.mtime;
+	i->attr_dirty = true;
+	if (i->ndirty * fs->bs >= FS_FLUSH_BYTES) {
+		ret = fs_data_flush(fs, i, false);
+		if (ret)
+			goto out;
+	}
+	ret = (ssize_t)size;
+out:
+	fs_inode_unlock(fs, i);
+	return ret;
+}
+
+int fs_flush(struct fs *fs, uint64_t ino)
+{
+	struct fs_inode *i;
+	int ret;
+
+	if (fs->rdonly)
+		return 0;
+	ret = fs_inode_lock(fs, ino, true, &i);
+	if (ret)
+		return ret;
+	ret = fs_data_flush(fs, i, false);
+	fs_inode_unlock(fs, i);
+	return ret;
+}
+
+int fs_fsync(struct fs *fs, uint64_t ino, bool datasync)
+{
+	struct fs_inode *i;
+	int ret;
+
+	(void)datasync;
+	if (fs->rdonly)
+		return 0;
+	ret = fs_inode_lock(fs, ino, true, &i);
+	if (ret)
+		return ret;
+	ret = fs_data_flush(fs, i, false);
+	fs_inode_unlock(fs, i);
+	/* Outside the inode lock: concurrent fsyncs share one WAL sync. */
+	if (ret == 0)
+		ret = journal_sync(fs->j);
+	return ret;
+}
+
+/* Zero [off, off + len) of i: partial blocks through the buffers, whole ones dropped. */
+static int zero_range(struct fs *fs, struct fs_inode *i, uint64_t off,
+		      uint64_t len, struct journal_txn *t, struct fs_refs *refs)
+{
+	uint64_t end = off + len;
+	uint64_t first = (off + fs->bs - 1) / fs->bs;
+	uint64_t last = end / fs->bs;	/* first block not wholly inside */
+	uint8_t begin[16], stop[16];
+	struct store_iter *it = NULL;
+	int ret = 0;
+
+	if (end > i->a.size)
+		end = i->a.size;
+	if (off >= end)
+		return 0;
+	if (first >= last) {
+		/* Inside one block, or two partial ones. */
+		return write_locked(fs, i, NULL, (size_t)(end - off), off);
+	}
+	if (off < first * fs->bs) {
+		ret = write_locked(fs, i, NULL, (size_t)(first * fs->bs - off), off);
+		if (ret)
+			return ret;
+	}
+	if (end > last * fs->bs) {
+		ret = write_locked(fs, i, NULL, (size_t)(end - last * fs->bs),
+				   last * fs->bs);
+		if (ret)
+			return ret;
+	}
+	/* Whole blocks [first, last): buffers dropped, extents deleted. */
+	for (size_t q = dirty_pos(i, first); q < i->ndirty && i->dirty[q].idx < last;)
+	{
+		free(i->dirty[q].buf);
+		memmove(&i->dirty[q], &i->dirty[q + 1],
+			(i->ndirty - q - 1) * sizeof(i->dirty[0]));
+		i->ndirty--;
+	}
+	ret = store_iter_new(fs->st, STORE_CF_EXTENT, &it);
+	if (ret)
+		return ret;
+	fs_extent_key(begin, i->ino, first);
+	fs_extent_key(stop, i->ino, last);
+	for (store_iter_seek(it, begin, sizeof(begin)); store_iter_valid(it);
+	     store_iter_next(it)) {
+		size_t klen, vlen;
+		const uint8_t *k = store_iter_key(it, &klen);
+		const uint8_t *v = store_iter_value(it, &vlen);
+
+		if (klen != 16 || memcmp(k, stop, 16) >= 0)
+			break;
+		if (vlen != FS_EXTENT_VAL_BYTES) {
+			ret = -EUCLEAN;
+			break;
+		}
+		if (!fs_refs_add(refs, v, -1)) {
+			ret = -ENOMEM;
+			break;
+		}
+		if (i->a.nextents)
+			i->a.nextents--;
+	}
+	if (ret == 0)
+		ret = store_iter_status(it);
+	store_iter_free(it);
+	if (ret == 0)
+		journal_txn_delete_range(t, STORE_CF_EXTENT, begin, sizeof(begin),
+					 stop, sizeof(stop));
+	return ret;
+}
+
+int fs_fallocate(struct fs *fs, uint64_t ino, int mode, uint64_t off,
+		 uint64_t len)
+{
+	struct journal_txn *t = NULL;
+	struct fs_inode *i = NULL;
+	struct fs_refs refs;
+	int ret;
+
+	if (fs->rdonly)
+		return -EROFS;
+	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE |
+		     FALLOC_FL_ZERO_RANGE))
+		return -EOPNOTSUPP;
+	if ((mode & FALLOC_FL_PUNCH_HOLE) && !(mode & FALLOC_FL_KEEP_SIZE))
+		return -EOPNOTSUPP;
+	if (len == 0)
+		return -EINVAL;
+	if (off > FS_MAX_FILE_SIZE || len > FS_MAX_FILE_SIZE - off)
+		return -EFBIG;
+	fs_refs_init(&refs);
+	ret = fs_inode_lock(fs, ino, true, &i);
+	if (ret)
+		return ret;
+	if (S_ISDIR(i->a.mode)) {
+		ret = -EISDIR;
+		goto out;
+	}
+	if (!S_ISREG(i->a.mode)) {
+		ret = -ENODEV;
+		goto out;
+	}
+	ret = journal_txn_new(fs->j, &t);
+	if (ret)
+		goto out;
+	if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) {
+		ret = zero_range(fs, i, off, len, t, &refs);
+		if (ret)
+			goto out;
+		fs_now(&i->a.mtime);
+		i->a.ctime = i->a.mtime;
+	}
+	if (!(mode & FALLOC_FL_KEEP_SIZE) && off + len > i->a.size) {
+		i->a.size = off + len;
+		fs_now(&i->a.ctime);
+		if (mode & FALLOC_FL_ZERO_RANGE)
+			i->a.mtime = i->a.ctime;
+	}
+	fs_put_inode(fs, t, i);
+	ret = fs_commit(fs, t, &refs, false);
+	if (ret == 0 && i->ndirty)
+		ret = fs_data_flush(fs, i, false);
+out:
+	fs_refs_release(&refs);
+	journal_txn_free(t);
+	fs_inode_unlock(fs, i);
+	return ret;
+}
+
+int fs_lseek(struct fs *fs, uint64_t ino, uint64_t off, int whence,
+	     uint64_t *out)
+{
+	struct store_iter *it = NULL;
+	struct fs_inode *i;
+	uint8_t key[16];
+	uint64_t idx;
+	int ret;
+
+	if (whence != SEEK_DATA && whence != SEEK_HOLE)
+		return -EINVAL;
+	ret = fs_inode_lock(fs, ino, true, &i);
+	if (ret)
+		return ret;
+	if (off >= i->a.size) {
+		ret = -ENXIO;
+		goto out;
+	}
+	if (i->ndirty) {
+		ret = fs_data_flush(fs, i, false);
+		if (ret)
+			goto out;
+	}
+	ret = store_iter_new(fs->st, STORE_CF_EXTENT, &it);
+	if (ret)
+		goto out;
+	idx = off / fs->bs;
+	fs_extent_key(key, ino, idx);
+	store_iter_seek(it, key, sizeof(key));
+	if (whence == SEEK_DATA) {
+		size_t klen;
+		const uint8_t *k;
+
+		if (!store_iter_valid(it)) {
+			ret = store_iter_status(it);
+			if (ret == 0)
+				ret = -ENXIO;
+			goto out;
+		}
+		k = store_iter_key(it, &klen);
+		if (klen != 16 || get_be64(k) != ino) {
+			ret = -ENXIO;
+			goto out;
+		}
+		*out = MAX(off, get_be64(k + 8) * fs->bs);
+		if (*out >= i->a.size)
+			ret = -ENXIO;
+	} else {
+		uint64_t expect = idx;
+
+		for (; store_iter_valid(it); store_iter_next(it)) {
+			size_t klen;
+			const uint8_t *k = store_iter_key(it, &klen);
+
+			if (klen != 16 || get_be64(k) != ino ||
+			    get_be64(k + 8) != expect)
+				break;
+			expect++;
+		}
+		ret = store_iter_status(it);
+		*out = MIN(MAX(off, expect * fs->bs), i->a.size);
+	}
+out:
+	store_iter_free(it);
+	fs_inode_unlock(fs, i);
+	return ret;
+}

@@ -1,3 +1,188 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* Copyright (C) 2026 The embassyfs authors */
+/*
+ * fs_int.h - private to fs.c, fs_dir.c and fs_data.c
+ *
+ * In-memory inodes: a striped hash table of struct fs_inode holding the
+ * decoded attributes, the kernel's lookup count, the open count and the
+ * dirty block buffers of the file. An inode's rwlock orders everything on
+ * it: reads take it shared; writes, attribute and namespace changes take it
+ * exclusive. Operations that touch several inodes lock them in ascending
+ * inode number (fs_lock_set), after an optimistic lookup that they verify
+ * again once locked.
+ *
+ * Block references are counted in the "block" column family. A transaction
+ * collects reference deltas (struct fs_refs) without any lock; fs_commit()
+ * applies them under fs->block_lock, which covers only reading counts,
+ * writing the new ones and the journal commit: sealing and segment writes
+ * happen before, outside it.
+ */
 #ifndef EMBASSYFS_FS_INT_H
 #define EMBASSYFS_FS_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "codec.h"
+#include "fs.h"
+#include "journal.h"
+#include "key.h"
+#include "store.h"
+#include "volume.h"
+
+#define FS_INODE_BUCKETS 1024
+#define FS_DIRTY_MAX_PER_INODE 256	/* partial blocks held before a forced flush */
+
+/* Decoded inode attributes (the sealed part of an inode value). */
+struct fs_iattr {
+	uint32_t mode;
+	uint32_t nlink;
+	uint32_t uid;
+	uint32_t gid;
+	uint64_t size;
+	uint64_t rdev;
+	uint64_t generation;
+	uint64_t nextents;	/* extents present: st_blocks */
+	struct timespec atime;
+	struct timespec mtime;
+	struct timespec ctime;
+	struct timespec btime;
+};
+
+struct fs_dirty {
+	uint64_t idx;
+	uint8_t *buf;		/* block_size bytes */
+};
+
+struct fs_inode {
+	uint64_t ino;
+	struct fs_inode *next;	/* bucket chain */
+	pthread_rwlock_t lock;
+	/* Under the bucket lock: */
+	uint64_t nlookup;
+	uint32_t nopen;
+	uint32_t pins;		/* operations in flight */
+	/* Under lock: */
+	bool loaded;
+	bool gone;		/* deleted from the store */
+	bool attr_dirty;	/* a or symlink changed but not committed */
+	struct fs_iattr a;
+	char *symlink;
+	struct fs_dirty *dirty;	/* sorted by idx */
+	size_t ndirty;
+	size_t capdirty;
+};
+
+struct fs_bucket {
+	pthread_mutex_t lock;
+	struct fs_inode *head;
+};
+
+struct fs {
+	struct volume *v;
+	struct store *st;
+	struct journal *j;
+	struct codec *codec;
+	const struct key *k;
+	uint32_t bs;		/* block size */
+	bool rdonly;
+	uint64_t generation;
+	atomic_uint_fast64_t next_ino;
+	pthread_mutex_t block_lock;
+	pthread_mutex_t rename_lock;
+	struct fs_bucket buckets[FS_INODE_BUCKETS];
+};
+
+/* One reference-count change of a block, within a transaction. */
+struct fs_ref {
+	uint8_t id[KEY_ID_BYTES];
+	int64_t delta;
+	bool used;
+	bool appended;		/* we wrote a copy to a segment */
+	struct store_loc loc;	/* of that copy */
+	uint64_t csum;		/* XXH3 of the sealed bytes of that copy */
+	const uint8_t *plain;	/* for a late append under the lock */
+	size_t plainlen;
+};
+
+struct fs_refs {
+	struct fs_ref *tab;
+	size_t cap;		/* power of two */
+	size_t n;
+};
+
+/* fs.c: inode table */
+int fs_inode_get(struct fs *fs, uint64_t ino, struct fs_inode **out) MUST_CHECK;
+/* Like fs_inode_get but with the inode locked (exclusive or shared) and loaded. */
+int fs_inode_lock(struct fs *fs, uint64_t ino, bool excl,
+		  struct fs_inode **out) MUST_CHECK;
+void fs_inode_unlock(struct fs *fs, struct fs_inode *i);
+void fs_inode_put(struct fs *fs, struct fs_inode *i);
+/* Create an in-memory inode for a new ino, locked exclusive, loaded with a. */
+int fs_inode_new(struct fs *fs, const struct fs_iattr *a, const char *symlink,
+		 struct fs_inode **out) MUST_CHECK;
+/* Lock up to 4 inodes in ascending order (duplicates and 0 ignored), exclusive. */
+int fs_lock_set(struct fs *fs, const uint64_t *inos, size_t n,
+		struct fs_inode **out) MUST_CHECK;
+void fs_unlock_set(struct fs *fs, struct fs_inode **set, size_t n);
+/* Add inode value for i (attrs + symlink) to t. */
+void fs_put_inode(struct fs *fs, struct journal_txn *t, struct fs_inode *i);
+void fs_attr_fill(struct fs *fs, const struct fs_inode *i, struct fs_attr *out);
+void fs_now(struct timespec *ts);
+/* Delete an inode with nlink 0: extents, xattrs, the inode, the orphan mark. */
+int fs_inode_destroy(struct fs *fs, struct fs_inode *i) MUST_CHECK;
+/* Commit t with the reference deltas of refs (may be NULL). */
+int fs_commit(struct fs *fs, struct journal_txn *t, struct fs_refs *refs,
+	      bool sync) MUST_CHECK;
+void fs_orphan_add(struct fs *fs, struct journal_txn *t, uint64_t ino);
+void fs_orphan_del(struct fs *fs, struct journal_txn *t, uint64_t ino);
+
+/* Count a reference the kernel now holds (lookup, create) / an open. */
+void fs_inode_ref(struct fs *fs, struct fs_inode *i, uint64_t nlookup,
+		  int nopen);
+/* Is anyone (kernel lookup or open file) still holding i? */
+bool fs_inode_held(struct fs *fs, struct fs_inode *i);
+/* Seal a block's bytes now if it is probably new (outside any lock). */
+int fs_block_prepare(struct fs *fs, struct fs_ref *r, const uint8_t *plain,
+		     size_t len) MUST_CHECK;
+
+/* fs_data.c */
+void fs_refs_init(struct fs_refs *r);
+void fs_refs_release(struct fs_refs *r);
+struct fs_ref *fs_refs_add(struct fs_refs *r, const uint8_t id[static KEY_ID_BYTES],
+			   int64_t delta);
+/* Commit all dirty blocks of i (locked exclusive) with its attributes. */
+int fs_data_flush(struct fs *fs, struct fs_inode *i, bool sync) MUST_CHECK;
+/* Drop extents at or past block index `from` into t/refs; drops dirty blocks too. */
+int fs_data_drop_from(struct fs *fs, struct fs_inode *i, uint64_t from,
+		      struct journal_txn *t, struct fs_refs *refs) MUST_CHECK;
+/* Change the size of i (locked exclusive, flushed) in t. */
+int fs_data_truncate(struct fs *fs, struct fs_inode *i, uint64_t size,
+		     struct journal_txn *t, struct fs_refs *refs) MUST_CHECK;
+void fs_dirty_free(struct fs_inode *i);
+
+/* Key builders. */
+static inline void fs_ino_key(uint8_t k[8], uint64_t ino)
+{
+	put_be64(k, ino);
+}
+
+static inline void fs_extent_key(uint8_t k[16], uint64_t ino, uint64_t idx)
+{
+	put_be64(k, ino);
+	put_be64(k + 8, idx);
+}
+
+/* Authenticated-clear values: value || MAC(ad = cf name || key, value). */
+void fs_mac_value(struct fs *fs, const char *cf, const void *key, size_t klen,
+		  const void *val, size_t vlen, uint8_t tag[static KEY_MAC_BYTES]);
+int fs_mac_check(struct fs *fs, const char *cf, const void *key, size_t klen,
+		 const void *val, size_t vlen,
+		 const uint8_t tag[static KEY_MAC_BYTES]) MUST_CHECK;
+/* Record a run-time corruption once (log + super "errors"). */
+void fs_corrupt(struct fs *fs, uint64_t ino, const char *what);
+
+#define FS_EXTENT_VAL_BYTES (KEY_ID_BYTES + KEY_MAC_BYTES)
+#define FS_BLOCK_VAL_BYTES (4 + 4 + 8 + KEY_MAC_BYTES)
+
 #endif

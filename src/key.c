@@ -1,3 +1,480 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* stub */
-#include "compat.h"
+/* Copyright (C) 2026 The embassyfs authors */
+/*
+ * key.c - master key, key slots, derived sub-keys, AEAD, MACs and signatures
+ *
+ * A struct key is one sodium_malloc'd region (guard pages, mlocked) holding
+ * the master key, every crypto_kdf sub-key and the Ed25519 key pair. It is
+ * filled once by key_derive() and then made read-only with
+ * sodium_mprotect_readonly(), so a stray write faults instead of silently
+ * changing a key; that is also why sharing it between threads needs no lock.
+ * key_free() goes through sodium_free(), which wipes it.
+ *
+ * Slots are parsed field by field from the documented big-endian layout in
+ * key.h, never cast to a struct. Wrapping keys live on the stack only for
+ * the duration of one seal or open and are wiped with sodium_memzero().
+ *
+ * The per-block functions (key_seal, key_open, key_block_id) allocate
+ * nothing.
+ */
+#include "key.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <sodium.h>
+
+#include "log.h"
+
+/* crypto_kdf context: exactly crypto_kdf_CONTEXTBYTES (8) characters. */
+static const char key_kdf_context[crypto_kdf_CONTEXTBYTES] = {
+    'e', 'm', 'b', 'f', 's', '-', 'v', '1',
+};
+
+/* Slot field offsets, see the layout in key.h. */
+#define KEY_SLOT_KIND	      0
+#define KEY_SLOT_RSV1	      1
+#define KEY_SLOT_RSV2	      2
+#define KEY_SLOT_MEMLIMIT     4
+#define KEY_SLOT_OPSLIMIT     8
+#define KEY_SLOT_SALT	      16
+#define KEY_SLOT_NONCE	      32
+#define KEY_SLOT_SEALED	      56
+#define KEY_SLOT_RSV3	      104
+#define KEY_SLOT_SALT_BYTES   16
+#define KEY_SLOT_SEALED_BYTES (KEY_BYTES + KEY_TAG_BYTES)
+#define KEY_SLOT_RSV3_BYTES   (KEY_SLOT_BYTES - KEY_SLOT_RSV3)
+#define KEY_SLOT_AD_BYTES     32
+
+/* Minimum key file size: anything shorter cannot carry 256 bits. */
+#define KEY_FILE_MIN_BYTES 32
+
+/* Bounds a slot may claim before we refuse to run Argon2id with them. */
+#define KEY_OPS_MIN    crypto_pwhash_argon2id_OPSLIMIT_MIN
+#define KEY_OPS_MAX    crypto_pwhash_argon2id_OPSLIMIT_SENSITIVE
+#define KEY_MEMKIB_MIN (crypto_pwhash_argon2id_MEMLIMIT_MIN / 1024)
+#define KEY_MEMKIB_MAX (crypto_pwhash_argon2id_MEMLIMIT_SENSITIVE / 1024)
+
+_Static_assert(crypto_kdf_KEYBYTES == KEY_BYTES, "kdf key size");
+_Static_assert(crypto_kdf_BYTES_MIN <= KEY_BYTES &&
+		   crypto_kdf_BYTES_MAX >= KEY_BYTES,
+	       "kdf sub-key size");
+_Static_assert(crypto_aead_xchacha20poly1305_ietf_KEYBYTES == KEY_BYTES,
+	       "aead key size");
+_Static_assert(crypto_aead_xchacha20poly1305_ietf_NPUBBYTES == KEY_NONCE_BYTES,
+	       "aead nonce size");
+_Static_assert(crypto_aead_xchacha20poly1305_ietf_ABYTES == KEY_TAG_BYTES,
+	       "aead tag size");
+_Static_assert(crypto_sign_SEEDBYTES == KEY_BYTES, "sign seed size");
+_Static_assert(crypto_sign_PUBLICKEYBYTES == KEY_PUBLIC_BYTES, "pk size");
+_Static_assert(crypto_sign_BYTES == KEY_SIG_BYTES, "signature size");
+_Static_assert(crypto_pwhash_SALTBYTES == KEY_SLOT_SALT_BYTES, "salt size");
+_Static_assert(KEY_SLOT_SALT_BYTES >= crypto_generichash_KEYBYTES_MIN,
+	       "salt too short to key BLAKE2b");
+_Static_assert(KEY_SLOT_NONCE + KEY_NONCE_BYTES == KEY_SLOT_SEALED &&
+		   KEY_SLOT_SEALED + KEY_SLOT_SEALED_BYTES == KEY_SLOT_RSV3,
+	       "slot layout");
+
+/*
+ * Only byte arrays: sodium_malloc() returns memory aligned to the end of
+ * its page, so members needing more than byte alignment are not allowed.
+ */
+struct key {
+	uint8_t master[KEY_BYTES];
+	uint8_t sub[KEY_SUB_COUNT][KEY_BYTES]; /* sub[0] unused */
+	uint8_t sign_pk[KEY_PUBLIC_BYTES];
+	uint8_t sign_sk[crypto_sign_SECRETKEYBYTES];
+};
+
+int key_lib_init(void)
+{
+	/* sodium_init() is itself idempotent and thread-safe. */
+	if (sodium_init() < 0)
+		return -EIO;
+	return 0;
+}
+
+static const uint8_t *key_subkey(const struct key *k, enum key_sub sub)
+{
+	assert(sub > 0 && sub < KEY_SUB_COUNT);
+	return k->sub[sub];
+}
+
+/* Allocate an empty key in guarded memory; sodium_malloc needs sodium_init. */
+static int key_alloc(struct key **out)
+{
+	struct key *k;
+	int ret;
+
+	*out = NULL;
+	ret = key_lib_init();
+	if (ret < 0)
+		return ret;
+	k = sodium_malloc(sizeof(*k));
+	if (!k)
+		return -ENOMEM;
+	sodium_memzero(k, sizeof(*k));
+	*out = k;
+	return 0;
+}
+
+/* Fill everything from k->master, then seal the region read-only. */
+static void key_derive(struct key *k)
+{
+	for (int i = 1; i < KEY_SUB_COUNT; i++)
+		(void)crypto_kdf_derive_from_key(k->sub[i], KEY_BYTES,
+						 (uint64_t)i, key_kdf_context,
+						 k->master);
+	(void)crypto_sign_seed_keypair(k->sign_pk, k->sign_sk,
+				       k->sub[KEY_SUB_SIGN]);
+	(void)sodium_mprotect_readonly(k);
+}
+
+int key_new_random(struct key **out)
+{
+	struct key *k;
+	int ret;
+
+	*out = NULL;
+	ret = key_alloc(&k);
+	if (ret < 0)
+		return ret;
+	randombytes_buf(k->master, KEY_BYTES);
+	key_derive(k);
+	*out = k;
+	return 0;
+}
+
+int key_new_master(const uint8_t master[static KEY_BYTES], struct key **out)
+{
+	struct key *k;
+	int ret;
+
+	*out = NULL;
+	ret = key_alloc(&k);
+	if (ret < 0)
+		return ret;
+	memcpy(k->master, master, KEY_BYTES);
+	key_derive(k);
+	*out = k;
+	return 0;
+}
+
+void key_free(struct key *k)
+{
+	if (k)
+		sodium_free(k);
+}
+
+/* Cost parameters of a new passphrase slot; -EINVAL for an unknown cost. */
+static int key_cost_params(enum key_cost cost, unsigned long long *ops,
+			   size_t *mem)
+{
+	switch (cost) {
+	case KEY_COST_MIN:
+		*ops = crypto_pwhash_argon2id_OPSLIMIT_MIN;
+		*mem = crypto_pwhash_argon2id_MEMLIMIT_MIN;
+		return 0;
+	case KEY_COST_INTERACTIVE:
+		*ops = crypto_pwhash_argon2id_OPSLIMIT_INTERACTIVE;
+		*mem = crypto_pwhash_argon2id_MEMLIMIT_INTERACTIVE;
+		return 0;
+	case KEY_COST_MODERATE:
+		*ops = crypto_pwhash_argon2id_OPSLIMIT_MODERATE;
+		*mem = crypto_pwhash_argon2id_MEMLIMIT_MODERATE;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/* Argon2id fails only for want of memory once the parameters are in range. */
+static int key_wrap_passphrase(const char *pass, size_t len,
+			       const uint8_t salt[static KEY_SLOT_SALT_BYTES],
+			       unsigned long long ops, size_t mem,
+			       uint8_t wrap[static KEY_BYTES])
+{
+	if (crypto_pwhash(wrap, KEY_BYTES, pass, len, salt, ops, mem,
+			  crypto_pwhash_ALG_ARGON2ID13) != 0)
+		return -ENOMEM;
+	return 0;
+}
+
+/*
+ * The salt keys BLAKE2b rather than being hashed with the data, so the
+ * wrapping key is a PRF of the file under a per-slot key.
+ */
+static void key_wrap_keyfile(const uint8_t *data, size_t len,
+			     const uint8_t salt[static KEY_SLOT_SALT_BYTES],
+			     uint8_t wrap[static KEY_BYTES])
+{
+	(void)crypto_generichash(wrap, KEY_BYTES, data, len, salt,
+				 KEY_SLOT_SALT_BYTES);
+}
+
+/* Lay out a slot header with a fresh salt (nonce and seal come later). */
+static void key_slot_header(uint8_t slot[static KEY_SLOT_BYTES],
+			    enum key_slot_kind kind, uint32_t memkib,
+			    uint64_t ops)
+{
+	memset(slot, 0, KEY_SLOT_BYTES);
+	slot[KEY_SLOT_KIND] = (uint8_t)kind;
+	put_be32(slot + KEY_SLOT_MEMLIMIT, memkib);
+	put_be64(slot + KEY_SLOT_OPSLIMIT, ops);
+	randombytes_buf(slot + KEY_SLOT_SALT, KEY_SLOT_SALT_BYTES);
+}
+
+/* Seal the master key into the slot; the AD is the slot's first 32 bytes. */
+static void key_slot_wrap(const struct key *k,
+			  uint8_t slot[static KEY_SLOT_BYTES],
+			  const uint8_t wrap[static KEY_BYTES])
+{
+	randombytes_buf(slot + KEY_SLOT_NONCE, KEY_NONCE_BYTES);
+	(void)crypto_aead_xchacha20poly1305_ietf_encrypt(
+	    slot + KEY_SLOT_SEALED, NULL, k->master, KEY_BYTES, slot,
+	    KEY_SLOT_AD_BYTES, NULL, slot + KEY_SLOT_NONCE, wrap);
+}
+
+int key_slot_seal_passphrase(const struct key *k, const char *pass, size_t len,
+			     enum key_cost cost,
+			     uint8_t slot[static KEY_SLOT_BYTES])
+{
+	uint8_t buf[KEY_SLOT_BYTES];
+	uint8_t wrap[KEY_BYTES];
+	unsigned long long ops;
+	size_t mem;
+	int ret;
+
+	ret = key_cost_params(cost, &ops, &mem);
+	if (ret < 0)
+		return ret;
+	key_slot_header(buf, KEY_SLOT_PASSPHRASE, (uint32_t)(mem / 1024), ops);
+	ret =
+	    key_wrap_passphrase(pass, len, buf + KEY_SLOT_SALT, ops, mem, wrap);
+	if (ret < 0)
+		goto out;
+	key_slot_wrap(k, buf, wrap);
+	memcpy(slot, buf, KEY_SLOT_BYTES);
+	ret = 0;
+out:
+	sodium_memzero(wrap, sizeof(wrap));
+	return ret;
+}
+
+int key_slot_seal_keyfile(const struct key *k, const uint8_t *data, size_t len,
+			  uint8_t slot[static KEY_SLOT_BYTES])
+{
+	uint8_t buf[KEY_SLOT_BYTES];
+	uint8_t wrap[KEY_BYTES];
+
+	if (len < KEY_FILE_MIN_BYTES)
+		return -EINVAL;
+	key_slot_header(buf, KEY_SLOT_KEYFILE, 0, 0);
+	key_wrap_keyfile(data, len, buf + KEY_SLOT_SALT, wrap);
+	key_slot_wrap(k, buf, wrap);
+	memcpy(slot, buf, KEY_SLOT_BYTES);
+	sodium_memzero(wrap, sizeof(wrap));
+	return 0;
+}
+
+/*
+ * Structural checks shared by both kinds: an unknown kind or non-zero
+ * reserved bytes is a malformed slot (-EUCLEAN); a well-formed slot of
+ * another kind, or an empty one, simply is not ours (-EKEYREJECTED).
+ */
+static int key_slot_check(const uint8_t slot[static KEY_SLOT_BYTES],
+			  enum key_slot_kind want)
+{
+	uint8_t kind = slot[KEY_SLOT_KIND];
+
+	if (kind != KEY_SLOT_EMPTY && kind != KEY_SLOT_PASSPHRASE &&
+	    kind != KEY_SLOT_KEYFILE) {
+		log_dbg(LOG_DBG_KEY, "key slot has unknown kind %u", kind);
+		return -EUCLEAN;
+	}
+	if (slot[KEY_SLOT_RSV1] != 0 || get_be16(slot + KEY_SLOT_RSV2) != 0 ||
+	    !sodium_is_zero(slot + KEY_SLOT_RSV3, KEY_SLOT_RSV3_BYTES)) {
+		log_dbg(LOG_DBG_KEY, "key slot has non-zero reserved bytes");
+		return -EUCLEAN;
+	}
+	if (kind != want)
+		return -EKEYREJECTED;
+	return 0;
+}
+
+/* Decrypt the master key straight into guarded memory and derive. */
+static int key_slot_unwrap(const uint8_t slot[static KEY_SLOT_BYTES],
+			   const uint8_t wrap[static KEY_BYTES],
+			   struct key **out)
+{
+	struct key *k = NULL;
+	int ret;
+
+	ret = key_alloc(&k);
+	if (ret < 0)
+		goto out;
+	if (crypto_aead_xchacha20poly1305_ietf_decrypt(
+		k->master, NULL, NULL, slot + KEY_SLOT_SEALED,
+		KEY_SLOT_SEALED_BYTES, slot, KEY_SLOT_AD_BYTES,
+		slot + KEY_SLOT_NONCE, wrap) != 0) {
+		ret = -EKEYREJECTED;
+		goto out;
+	}
+	key_derive(k);
+	*out = k;
+	k = NULL;
+	ret = 0;
+out:
+	key_free(k);
+	return ret;
+}
+
+int key_slot_open_passphrase(const uint8_t slot[static KEY_SLOT_BYTES],
+			     const char *pass, size_t len, struct key **out)
+{
+	uint8_t wrap[KEY_BYTES];
+	uint64_t ops;
+	uint32_t memkib;
+	int ret;
+
+	*out = NULL;
+	ret = key_slot_check(slot, KEY_SLOT_PASSPHRASE);
+	if (ret < 0)
+		return ret;
+	memkib = get_be32(slot + KEY_SLOT_MEMLIMIT);
+	ops = get_be64(slot + KEY_SLOT_OPSLIMIT);
+	/* Refuse before Argon2id: a forged slot must not cost a GiB-hour. */
+	if (ops < KEY_OPS_MIN || ops > KEY_OPS_MAX || memkib < KEY_MEMKIB_MIN ||
+	    memkib > KEY_MEMKIB_MAX) {
+		log_dbg(LOG_DBG_KEY,
+			"key slot has out-of-range cost: ops %llu, mem %u KiB",
+			(unsigned long long)ops, memkib);
+		return -EUCLEAN;
+	}
+	ret = key_wrap_passphrase(pass, len, slot + KEY_SLOT_SALT, ops,
+				  (size_t)memkib * 1024, wrap);
+	if (ret < 0)
+		goto out;
+	ret = key_slot_unwrap(slot, wrap, out);
+out:
+	sodium_memzero(wrap, sizeof(wrap));
+	return ret;
+}
+
+int key_slot_open_keyfile(const uint8_t slot[static KEY_SLOT_BYTES],
+			  const uint8_t *data, size_t len, struct key **out)
+{
+	uint8_t wrap[KEY_BYTES];
+	int ret;
+
+	*out = NULL;
+	if (len < KEY_FILE_MIN_BYTES)
+		return -EINVAL;
+	ret = key_slot_check(slot, KEY_SLOT_KEYFILE);
+	if (ret < 0)
+		return ret;
+	if (get_be32(slot + KEY_SLOT_MEMLIMIT) != 0 ||
+	    get_be64(slot + KEY_SLOT_OPSLIMIT) != 0) {
+		log_dbg(LOG_DBG_KEY, "key file slot has a non-zero cost");
+		return -EUCLEAN;
+	}
+	key_wrap_keyfile(data, len, slot + KEY_SLOT_SALT, wrap);
+	ret = key_slot_unwrap(slot, wrap, out);
+	sodium_memzero(wrap, sizeof(wrap));
+	return ret;
+}
+
+void key_seal(const struct key *k, enum key_sub sub, const void *ad,
+	      size_t adlen, const void *pt, size_t ptlen, uint8_t *out)
+{
+	/* Random 192-bit nonces: no counter state to keep or lose. */
+	randombytes_buf(out, KEY_NONCE_BYTES);
+	(void)crypto_aead_xchacha20poly1305_ietf_encrypt(
+	    out + KEY_NONCE_BYTES, NULL, pt, ptlen, ad, adlen, NULL, out,
+	    key_subkey(k, sub));
+}
+
+int key_open(const struct key *k, enum key_sub sub, const void *ad,
+	     size_t adlen, const uint8_t *ct, size_t ctlen, uint8_t *out)
+{
+	if (ctlen < KEY_SEAL_OVERHEAD)
+		return -EUCLEAN;
+	if (crypto_aead_xchacha20poly1305_ietf_decrypt(
+		out, NULL, NULL, ct + KEY_NONCE_BYTES, ctlen - KEY_NONCE_BYTES,
+		ad, adlen, ct, key_subkey(k, sub)) != 0)
+		return -EUCLEAN;
+	return 0;
+}
+
+void key_mac(const struct key *k, const void *ad, size_t adlen, const void *m,
+	     size_t mlen, uint8_t tag[static KEY_MAC_BYTES])
+{
+	crypto_generichash_state st;
+	uint8_t be_adlen[8];
+
+	/* The length prefix fixes the (ad, m) boundary. */
+	put_be64(be_adlen, adlen);
+	(void)crypto_generichash_init(&st, key_subkey(k, KEY_SUB_MAC),
+				      KEY_BYTES, KEY_MAC_BYTES);
+	(void)crypto_generichash_update(&st, be_adlen, sizeof(be_adlen));
+	(void)crypto_generichash_update(&st, ad, adlen);
+	(void)crypto_generichash_update(&st, m, mlen);
+	(void)crypto_generichash_final(&st, tag, KEY_MAC_BYTES);
+	sodium_memzero(&st, sizeof(st));
+}
+
+int key_mac_verify(const struct key *k, const void *ad, size_t adlen,
+		   const void *m, size_t mlen,
+		   const uint8_t tag[static KEY_MAC_BYTES])
+{
+	uint8_t want[KEY_MAC_BYTES];
+
+	key_mac(k, ad, adlen, m, mlen, want);
+	if (sodium_memcmp(want, tag, KEY_MAC_BYTES) != 0)
+		return -EUCLEAN;
+	return 0;
+}
+
+void key_block_id(const struct key *k, const void *data, size_t len,
+		  uint8_t id[static KEY_ID_BYTES])
+{
+	(void)crypto_generichash(id, KEY_ID_BYTES, data, len,
+				 key_subkey(k, KEY_SUB_BLOCK_ID), KEY_BYTES);
+}
+
+void key_name_hash(const struct key *k, uint64_t parent, const char *name,
+		   size_t len, uint8_t h[static KEY_NAME_HASH_BYTES])
+{
+	crypto_generichash_state st;
+	uint8_t be_parent[8];
+
+	put_be64(be_parent, parent);
+	(void)crypto_generichash_init(&st, key_subkey(k, KEY_SUB_NAME),
+				      KEY_BYTES, KEY_NAME_HASH_BYTES);
+	(void)crypto_generichash_update(&st, be_parent, sizeof(be_parent));
+	(void)crypto_generichash_update(&st, (const uint8_t *)name, len);
+	(void)crypto_generichash_final(&st, h, KEY_NAME_HASH_BYTES);
+	sodium_memzero(&st, sizeof(st));
+}
+
+void key_public(const struct key *k, uint8_t pk[static KEY_PUBLIC_BYTES])
+{
+	memcpy(pk, k->sign_pk, KEY_PUBLIC_BYTES);
+}
+
+void key_sign(const struct key *k, const void *m, size_t mlen,
+	      uint8_t sig[static KEY_SIG_BYTES])
+{
+	(void)crypto_sign_detached(sig, NULL, m, mlen, k->sign_sk);
+}
+
+int key_verify(const uint8_t pk[static KEY_PUBLIC_BYTES], const void *m,
+	       size_t mlen, const uint8_t sig[static KEY_SIG_BYTES])
+{
+	if (crypto_sign_verify_detached(sig, m, mlen, pk) != 0)
+		return -EUCLEAN;
+	return 0;
+}
+
+void key_hash(const void *m, size_t mlen, uint8_t h[static KEY_HASH_BYTES])
+{
+	(void)crypto_generichash(h, KEY_HASH_BYTES, m, mlen, NULL, 0);
+}
