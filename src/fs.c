@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/xattr.h>
+#include <unistd.h>
 
 #include "fs_int.h"
 #include "log.h"
@@ -629,9 +630,8 @@ static int block_loc_get(struct fs *fs, const uint8_t id[static KEY_ID_BYTES],
 	return ret ? ret : store_loc_decode(val, vlen, loc);
 }
 
-/* Seal and append a block's bytes: fills r->loc, r->csum, r->appended. */
-static int block_append(struct fs *fs, struct fs_ref *r, const uint8_t *plain,
-			size_t len)
+int fs_block_append(struct fs *fs, struct fs_ref *r, const uint8_t *plain,
+		    size_t len)
 {
 	uint8_t *sealed;
 	size_t slen;
@@ -651,6 +651,18 @@ static int block_append(struct fs *fs, struct fs_ref *r, const uint8_t *plain,
 	return ret;
 }
 
+int fs_block_exists(struct fs *fs, const uint8_t id[static KEY_ID_BYTES])
+{
+	uint32_t rc, slen;
+	uint64_t csum;
+	int ret;
+
+	ret = block_val_get(fs, id, &rc, &slen, &csum);
+	if (ret == -ENOENT)
+		return 0;
+	return ret ? ret : 1;
+}
+
 int fs_block_prepare(struct fs *fs, struct fs_ref *r, const uint8_t *plain,
 		     size_t len)
 {
@@ -667,7 +679,7 @@ int fs_block_prepare(struct fs *fs, struct fs_ref *r, const uint8_t *plain,
 		return 0;	/* a copy exists: dedup */
 	if (ret != -ENOENT)
 		return ret;
-	return block_append(fs, r, plain, len);
+	return fs_block_append(fs, r, plain, len);
 }
 
 int fs_commit(struct fs *fs, struct journal_txn *t, struct fs_refs *refs,
@@ -699,8 +711,8 @@ int fs_commit(struct fs *fs, struct journal_txn *t, struct fs_refs *refs,
 						ret = -EUCLEAN;
 						break;
 					}
-					ret = block_append(fs, r, r->plain,
-							   r->plainlen);
+					ret = fs_block_append(fs, r, r->plain,
+							      r->plainlen);
 					if (ret)
 						break;
 				}
@@ -745,6 +757,110 @@ int fs_commit(struct fs *fs, struct journal_txn *t, struct fs_refs *refs,
 	if (ret == 0 && sync)
 		ret = journal_sync(fs->j);
 	return ret;
+}
+
+/* ---- worker pool ---- */
+
+static void *pool_main(void *arg)
+{
+	struct fs_pool *p = arg;
+	uint64_t seen = 0;
+
+	pthread_mutex_lock(&p->lock);
+	for (;;) {
+		while (!p->stop && (p->gen == seen || p->next >= p->n))
+			pthread_cond_wait(&p->wake, &p->lock);
+		if (p->stop)
+			break;
+		seen = p->gen;
+		while (p->next < p->n) {
+			size_t i = p->next++;
+			int ret;
+
+			pthread_mutex_unlock(&p->lock);
+			ret = p->fn(p->arg, i);
+			pthread_mutex_lock(&p->lock);
+			if (ret && !p->err)
+				p->err = ret;
+			if (++p->finished == p->n)
+				pthread_cond_broadcast(&p->done);
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+int fs_parallel(struct fs *fs, size_t n, fs_work_fn *fn, void *arg)
+{
+	struct fs_pool *p = &fs->pool;
+	int ret = 0;
+
+	if (n < 2 || !p->nthreads || pthread_mutex_trylock(&p->job_lock)) {
+		for (size_t i = 0; i < n && !ret; i++)
+			ret = fn(arg, i);
+		return ret;
+	}
+	pthread_mutex_lock(&p->lock);
+	p->fn = fn;
+	p->arg = arg;
+	p->n = n;
+	p->next = 0;
+	p->finished = 0;
+	p->err = 0;
+	p->gen++;
+	pthread_cond_broadcast(&p->wake);
+	while (p->next < p->n) {
+		size_t i = p->next++;
+		int r;
+
+		pthread_mutex_unlock(&p->lock);
+		r = fn(arg, i);
+		pthread_mutex_lock(&p->lock);
+		if (r && !p->err)
+			p->err = r;
+		p->finished++;
+	}
+	while (p->finished < p->n)
+		pthread_cond_wait(&p->done, &p->lock);
+	ret = p->err;
+	p->n = 0;
+	pthread_mutex_unlock(&p->lock);
+	pthread_mutex_unlock(&p->job_lock);
+	return ret;
+}
+
+static void pool_start(struct fs_pool *p)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t want = cpus > 1 ? (size_t)MIN(cpus - 1, 7) : 0;
+
+	pthread_mutex_init(&p->job_lock, NULL);
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->wake, NULL);
+	pthread_cond_init(&p->done, NULL);
+	p->threads = calloc(want ? want : 1, sizeof(*p->threads));
+	if (!p->threads)
+		return;	/* no helpers: flushes run on the caller alone */
+	for (size_t q = 0; q < want; q++) {
+		if (pthread_create(&p->threads[q], NULL, pool_main, p))
+			break;
+		p->nthreads++;
+	}
+}
+
+static void pool_stop(struct fs_pool *p)
+{
+	pthread_mutex_lock(&p->lock);
+	p->stop = true;
+	pthread_cond_broadcast(&p->wake);
+	pthread_mutex_unlock(&p->lock);
+	for (size_t q = 0; q < p->nthreads; q++)
+		pthread_join(p->threads[q], NULL);
+	free(p->threads);
+	pthread_mutex_destroy(&p->job_lock);
+	pthread_mutex_destroy(&p->lock);
+	pthread_cond_destroy(&p->wake);
+	pthread_cond_destroy(&p->done);
 }
 
 /* ---- lifecycle ---- */
@@ -822,12 +938,14 @@ static int fs_new(struct volume *v, bool rdonly, struct fs **out)
 	pthread_mutex_init(&fs->rename_lock, NULL);
 	for (size_t q = 0; q < FS_INODE_BUCKETS; q++)
 		pthread_mutex_init(&fs->buckets[q].lock, NULL);
+	pool_start(&fs->pool);
 	*out = fs;
 	return 0;
 }
 
 static void fs_free(struct fs *fs)
 {
+	pool_stop(&fs->pool);
 	for (size_t q = 0; q < FS_INODE_BUCKETS; q++) {
 		struct fs_inode *i = fs->buckets[q].head;
 

@@ -320,10 +320,48 @@ static int block_set(struct fs *fs, struct fs_inode *i, uint64_t idx,
 	return 0;
 }
 
+/*
+ * A flush in three phases: hash every dirty block in parallel; then, in
+ * order, compare with the stored extents and count references; then seal
+ * and append, in parallel, the blocks that are not stored yet.
+ */
+struct flush_blk {
+	const uint8_t *buf;
+	size_t len;		/* trimmed; 0 = hole */
+	uint8_t id[KEY_ID_BYTES];
+	struct fs_ref *ref;	/* set when this block must be sealed */
+};
+
+struct flush_ctx {
+	struct fs *fs;
+	struct flush_blk *b;
+	struct flush_blk **seal;
+};
+
+static int flush_hash(void *arg, size_t q)
+{
+	struct flush_ctx *c = arg;
+	struct flush_blk *b = &c->b[q];
+
+	if (b->len)
+		codec_block_id(c->fs->codec, b->buf, b->len, b->id);
+	return 0;
+}
+
+static int flush_seal(void *arg, size_t q)
+{
+	struct flush_ctx *c = arg;
+	struct flush_blk *b = c->seal[q];
+
+	return fs_block_append(c->fs, b->ref, b->buf, b->len);
+}
+
 int fs_data_flush(struct fs *fs, struct fs_inode *i, bool sync)
 {
+	struct flush_ctx c = { .fs = fs };
 	struct journal_txn *t = NULL;
 	struct fs_refs refs;
+	size_t nseal = 0;
 	int ret;
 
 	if (fs->rdonly)
@@ -331,22 +369,82 @@ int fs_data_flush(struct fs *fs, struct fs_inode *i, bool sync)
 	if (!i->ndirty && !i->attr_dirty)
 		return sync ? journal_sync(fs->j) : 0;
 	fs_refs_init(&refs);
+	ret = -ENOMEM;
+	c.b = calloc(i->ndirty ? i->ndirty : 1, sizeof(*c.b));
+	c.seal = calloc(i->ndirty ? i->ndirty : 1, sizeof(*c.seal));
+	if (!c.b || !c.seal)
+		goto out;
 	ret = journal_txn_new(fs->j, &t);
 	if (ret)
 		goto out;
 	for (size_t q = 0; q < i->ndirty; q++) {
-		struct fs_dirty *d = &i->dirty[q];
-		uint64_t start = d->idx * fs->bs;
-		size_t len;
+		uint64_t start = i->dirty[q].idx * fs->bs;
+		size_t len = 0;
 
-		if (start >= i->a.size)
-			len = 0;
-		else
+		if (start < i->a.size)
 			len = (size_t)MIN((uint64_t)fs->bs, i->a.size - start);
-		ret = block_set(fs, i, d->idx, d->buf, len, t, &refs);
-		if (ret)
-			goto out;
+		c.b[q].buf = i->dirty[q].buf;
+		c.b[q].len = trim_zeros(c.b[q].buf, len);
 	}
+	ret = fs_parallel(fs, i->ndirty, flush_hash, &c);
+	if (ret)
+		goto out;
+	for (size_t q = 0; q < i->ndirty; q++) {
+		struct flush_blk *b = &c.b[q];
+		uint8_t old[KEY_ID_BYTES], key[16];
+		bool had;
+
+		ret = extent_get(fs, i->ino, i->dirty[q].idx, old);
+		if (ret && ret != -ENOENT)
+			goto out;
+		had = ret == 0;
+		ret = 0;
+		if (b->len == 0) {
+			if (!had)
+				continue;
+			fs_extent_key(key, i->ino, i->dirty[q].idx);
+			journal_txn_delete(t, STORE_CF_EXTENT, key, sizeof(key));
+			ret = fs_refs_add(&refs, old, -1) ? 0 : -ENOMEM;
+			if (ret)
+				goto out;
+			i->a.nextents--;
+			continue;
+		}
+		if (had && !memcmp(old, b->id, KEY_ID_BYTES))
+			continue;
+		if (had && !fs_refs_add(&refs, old, -1)) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		if (!had)
+			i->a.nextents++;
+		extent_put(fs, t, i->ino, i->dirty[q].idx, b->id);
+		{
+			struct fs_ref *r = fs_refs_add(&refs, b->id, 1);
+
+			if (!r) {
+				ret = -ENOMEM;
+				goto out;
+			}
+			if (r->delta == 1 && !r->plain) {
+				/* First use of this id in the flush. */
+				r->plain = b->buf;
+				r->plainlen = b->len;
+				ret = fs_block_exists(fs, b->id);
+				if (ret < 0)
+					goto out;
+				if (ret == 0)
+					c.seal[nseal++] = b;
+				ret = 0;
+			}
+		}
+	}
+	/* refs no longer grows: its entries stay put while sealing. */
+	for (size_t q = 0; q < nseal; q++)
+		c.seal[q]->ref = fs_refs_add(&refs, c.seal[q]->id, 0);
+	ret = fs_parallel(fs, nseal, flush_seal, &c);
+	if (ret)
+		goto out;
 	fs_put_inode(fs, t, i);
 	ret = fs_commit(fs, t, &refs, sync);
 	if (ret == 0)
@@ -360,6 +458,8 @@ out:
 	}
 	fs_refs_release(&refs);
 	journal_txn_free(t);
+	free(c.b);
+	free(c.seal);
 	return ret;
 }
 

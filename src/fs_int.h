@@ -78,6 +78,29 @@ struct fs_bucket {
 	struct fs_inode *head;
 };
 
+/*
+ * Worker threads that hash and seal the blocks of a flush in parallel. One
+ * job at a time; a caller that finds the pool busy runs its job alone.
+ */
+typedef int fs_work_fn(void *arg, size_t i);
+
+struct fs_pool {
+	pthread_mutex_t job_lock;	/* held by the one submitter */
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	pthread_cond_t done;
+	pthread_t *threads;
+	size_t nthreads;
+	bool stop;
+	uint64_t gen;
+	fs_work_fn *fn;
+	void *arg;
+	size_t n;
+	size_t next;
+	size_t finished;
+	int err;
+};
+
 struct fs {
 	struct volume *v;
 	struct store *st;
@@ -90,6 +113,7 @@ struct fs {
 	atomic_uint_fast64_t next_ino;
 	pthread_mutex_t block_lock;
 	pthread_mutex_t rename_lock;
+	struct fs_pool pool;
 	struct fs_bucket buckets[FS_INODE_BUCKETS];
 };
 
@@ -142,6 +166,13 @@ void fs_inode_ref(struct fs *fs, struct fs_inode *i, uint64_t nlookup,
 		  int nopen);
 /* Is anyone (kernel lookup or open file) still holding i? */
 bool fs_inode_held(struct fs *fs, struct fs_inode *i);
+/* Run fn(arg, i) for i in [0, n) on the pool and this thread; first error. */
+int fs_parallel(struct fs *fs, size_t n, fs_work_fn *fn, void *arg) MUST_CHECK;
+/* Seal and append a block's bytes: fills r->loc, r->csum, r->appended. */
+int fs_block_append(struct fs *fs, struct fs_ref *r, const uint8_t *plain,
+		    size_t len) MUST_CHECK;
+/* Does a block with this id exist? 1 yes, 0 no, or -errno. */
+int fs_block_exists(struct fs *fs, const uint8_t id[static KEY_ID_BYTES]) MUST_CHECK;
 /* Seal a block's bytes now if it is probably new (outside any lock). */
 int fs_block_prepare(struct fs *fs, struct fs_ref *r, const uint8_t *plain,
 		     size_t len) MUST_CHECK;
