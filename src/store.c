@@ -1,3 +1,1385 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* stub */
-#include "compat.h"
+/* Copyright (C) 2026 The embassyfs authors */
+/*
+ * store.c - the on-disk store: RocksDB column families and block segments
+ *
+ * This file owns STORE/db and STORE/seg. It is the only file that includes
+ * rocksdb/c.h, and the only place where a RocksDB status string becomes an
+ * errno.
+ *
+ * Segments. Each record starts at a multiple of STORE_SEG_ALIGN. Appenders
+ * reserve their range with one atomic fetch_add on the active segment's
+ * tail and then pwritev without any lock; a reservation that would run past
+ * STORE_SEG_MAX rolls to the next segment number under seg_lock. A range
+ * reserved by an append that failed is left as a hole (punched, best
+ * effort) and is never named by a location. Segment descriptors live in a
+ * two-level table that only grows; entries are published with release
+ * stores and read without a lock, so reads and appends never contend on
+ * anything but the segment files themselves.
+ *
+ * Crash ordering: a record's bytes are durable only after the fdatasync done
+ * by store_sync() or store_write(..., sync=true), and those always sync the
+ * segments before the RocksDB WAL, so a durable batch never names a record
+ * that could be lost. Each segment counts finished appends (wgen) and the
+ * appends covered by a completed fdatasync (sgen); a sync that finds
+ * sgen < wgen does its own fdatasync, so two threads syncing at once can
+ * never return before the bytes either of them wrote are on disk. A new
+ * segment's directory entry is made durable (fsync of seg/) before any
+ * record is written into it.
+ *
+ * Freeing punches a hole at once. The caller must free a record only after
+ * the batch that drops its last reference is durable, or a crash leaves a
+ * location pointing at a hole (read as -EUCLEAN).
+ *
+ * Batches are recorded in a private buffer and replayed into a RocksDB
+ * write batch at store_write(): store_batch_new() takes no store, so the
+ * column family handles a RocksDB batch needs are not known until then.
+ */
+#include "store.h"
+
+#include <assert.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <rocksdb/c.h>
+#define XXH_STATIC_LINKING_ONLY
+#include <xxhash.h>
+
+#include "log.h"
+
+#define STORE_MAX_OPEN_FILES	  512
+#define STORE_CACHE_BYTES	  (64u << 20)
+#define STORE_WRITE_BUFFER_BYTES  (32u << 20)
+#define STORE_MAX_TOTAL_WAL_BYTES (256ull << 20)
+#define STORE_BACKGROUND_JOBS	  2
+#define STORE_BLOOM_BITS	  10.0
+#define STORE_INFO_LOG_KEEP	  4
+#define STORE_INFO_LOG_BYTES	  (8u << 20)
+
+/* Segment table: STORE_SEG_CHUNKS chunks of STORE_SEG_CHUNK entries. */
+#define STORE_SEG_CHUNK_BITS 10
+#define STORE_SEG_CHUNK	     (1u << STORE_SEG_CHUNK_BITS)
+#define STORE_SEG_CHUNKS     4096u
+#define STORE_SEG_NR_MAX     (STORE_SEG_CHUNK * STORE_SEG_CHUNKS)
+#define STORE_SEG_NAME_BYTES 16
+/* Short hex of a block id in log lines. */
+#define STORE_ID_LOG_BYTES 8
+
+/* Names on disk; index 0 is RocksDB's own "default", then enum store_cf. */
+static const char *const store_cf_names[1 + STORE_CF_COUNT] = {
+    "default", "super", "inode",  "dirent",  "extent",
+    "block",   "xattr", "orphan", "journal", "local",
+};
+
+/* Column families read by point lookups get a Bloom filter. */
+static const bool store_cf_bloom[1 + STORE_CF_COUNT] = {
+    [1 + STORE_CF_INODE] = true,  [1 + STORE_CF_DIRENT] = true,
+    [1 + STORE_CF_EXTENT] = true, [1 + STORE_CF_BLOCK] = true,
+    [1 + STORE_CF_LOCAL] = true,
+};
+
+static const uint8_t store_zero[STORE_SEG_ALIGN];
+
+struct store_seg {
+	int fd;
+	uint32_t nr;
+	_Atomic uint64_t tail; /* next offset to reserve */
+	_Atomic uint64_t wgen; /* appends finished */
+	_Atomic uint64_t sgen; /* appends covered by a finished fdatasync */
+};
+
+struct store_seg_chunk {
+	_Atomic(struct store_seg *) seg[STORE_SEG_CHUNK];
+};
+
+struct store {
+	char *path;
+	bool rdonly;
+	rocksdb_t *db;
+	rocksdb_column_family_handle_t *cf[1 + STORE_CF_COUNT];
+	rocksdb_cache_t *cache;
+	rocksdb_readoptions_t *ro;
+	rocksdb_writeoptions_t *wo;
+	rocksdb_writeoptions_t *wo_sync;
+
+	int seg_dirfd;
+	pthread_mutex_t seg_lock; /* table inserts and rolls */
+	bool seg_lock_init;
+	_Atomic(struct store_seg_chunk *) *seg_tab;
+	_Atomic uint32_t seg_end; /* highest segment number in the table + 1 */
+	_Atomic(struct store_seg *) active;
+	atomic_flag punch_warned;
+};
+
+enum store_op_type {
+	STORE_OP_PUT,
+	STORE_OP_DELETE,
+	STORE_OP_DELETE_RANGE,
+};
+
+/* One recorded operation, followed in the buffer by a[alen] and b[blen]. */
+struct store_op {
+	uint8_t type;
+	uint8_t cf;
+	uint32_t alen;
+	uint32_t blen;
+};
+
+struct store_batch {
+	uint8_t *buf;
+	size_t len;
+	size_t cap;
+	size_t count;
+	int err; /* sticky: reported by store_write */
+};
+
+struct store_iter {
+	struct store *st;
+	rocksdb_iterator_t *it;
+};
+
+static uint64_t store_round_up(uint64_t v)
+{
+	return (v + STORE_SEG_ALIGN - 1) & ~(uint64_t)(STORE_SEG_ALIGN - 1);
+}
+
+static rocksdb_column_family_handle_t *store_cfh(const struct store *st,
+						 enum store_cf cf)
+{
+	assert((unsigned)cf < STORE_CF_COUNT);
+	return st->cf[1 + cf];
+}
+
+static int store_errno_io(int err)
+{
+	return (err == ENOSPC || err == EDQUOT) ? -ENOSPC : -EIO;
+}
+
+/* Map a RocksDB status string to an errno, log it once, free it. */
+static int store_err(const char *path, const char *what, char *err)
+{
+	int ret = -EIO;
+
+	if (!strncmp(err, "Corruption", strlen("Corruption")))
+		ret = -EUCLEAN;
+	else if (strstr(err, "No space") || strstr(err, "ENOSPC"))
+		ret = -ENOSPC;
+	if (ret == -EUCLEAN)
+		log_err("%s '%s': %s; run fsck.embassyfs", what, path, err);
+	else
+		log_err("%s '%s': %s", what, path, err);
+	rocksdb_free(err);
+	return ret;
+}
+
+/* As store_err, with the cases only opening can meet. */
+static int store_open_err(const char *path, char *err)
+{
+	if (!strncmp(err, "IO error", strlen("IO error")) &&
+	    (strstr(err, "lock") ||
+	     strstr(err, "Resource temporarily unavailable"))) {
+		log_err("cannot open store '%s': it is in use by another "
+			"process or handle (mounted?): %s",
+			path, err);
+		rocksdb_free(err);
+		return -EBUSY;
+	}
+	if (!strncmp(err, "Invalid argument", strlen("Invalid argument")) &&
+	    strstr(err, "does not exist")) {
+		log_err("cannot open store '%s': %s", path, err);
+		rocksdb_free(err);
+		return -ENOENT;
+	}
+	return store_err(path, "cannot open store", err);
+}
+
+static char *store_join(const char *dir, const char *name)
+{
+	char *p;
+
+	if (asprintf(&p, "%s/%s", dir, name) < 0)
+		return NULL;
+	return p;
+}
+
+static int store_fsync_path(const char *path)
+{
+	int fd, ret = 0;
+
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) < 0)
+		ret = store_errno_io(errno);
+	close(fd);
+	return ret;
+}
+
+/* 1 if dir has no entries, 0 if it has some, -errno. */
+static int store_dir_empty(const char *dir)
+{
+	struct dirent *de;
+	DIR *d;
+	int ret = 1;
+
+	d = opendir(dir);
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
+			ret = 0;
+			break;
+		}
+	}
+	closedir(d);
+	return ret;
+}
+
+/* Create dir (or take an empty one), dir/db and dir/seg, durably. */
+static int store_mkdirs(const char *dir)
+{
+	char *db = NULL, *seg = NULL, *parent = NULL, *slash;
+	bool made = false;
+	int ret;
+
+	if (mkdir(dir, 0700) == 0) {
+		made = true;
+	} else if (errno != EEXIST) {
+		ret = -errno;
+		log_err("cannot create store directory '%s': %s", dir,
+			strerror(-ret));
+		goto out;
+	} else {
+		ret = store_dir_empty(dir);
+		if (ret < 0)
+			goto out;
+		if (ret == 0) {
+			ret = -EEXIST;
+			goto out;
+		}
+	}
+
+	ret = -ENOMEM;
+	db = store_join(dir, "db");
+	seg = store_join(dir, "seg");
+	if (!db || !seg)
+		goto out;
+	if (mkdir(db, 0700) < 0 || mkdir(seg, 0700) < 0) {
+		ret = -errno;
+		log_err("cannot create store directory '%s': %s", dir,
+			strerror(-ret));
+		goto out;
+	}
+	ret = store_fsync_path(dir);
+	if (ret < 0)
+		goto out;
+	if (made) {
+		parent = strdup(dir);
+		if (!parent) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		slash = strrchr(parent, '/');
+		if (!slash)
+			strcpy(parent, ".");
+		else if (slash == parent)
+			slash[1] = '\0';
+		else
+			*slash = '\0';
+		ret = store_fsync_path(parent);
+		if (ret < 0)
+			goto out;
+	}
+	ret = 0;
+out:
+	free(parent);
+	free(seg);
+	free(db);
+	return ret;
+}
+
+/* -ENOENT unless dir/db is a directory; -EUCLEAN if dir/seg is missing. */
+static int store_check_dirs(const char *dir)
+{
+	char *db = NULL, *seg = NULL;
+	struct stat sb;
+	int ret = -ENOMEM;
+
+	db = store_join(dir, "db");
+	seg = store_join(dir, "seg");
+	if (!db || !seg)
+		goto out;
+	if (stat(db, &sb) < 0) {
+		ret = (errno == ENOENT || errno == ENOTDIR) ? -ENOENT : -errno;
+		goto out;
+	}
+	if (!S_ISDIR(sb.st_mode)) {
+		ret = -ENOENT;
+		goto out;
+	}
+	if (stat(seg, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
+		log_err("store '%s' has no seg directory; run fsck.embassyfs",
+			dir);
+		ret = -EUCLEAN;
+		goto out;
+	}
+	ret = 0;
+out:
+	free(seg);
+	free(db);
+	return ret;
+}
+
+/*
+ * Options for one column family (index 0 doubles as the DB options).
+ * Values are ciphertext, random ids or small counters: SST compression
+ * would cost CPU for nothing, and key prefixes are already delta-encoded
+ * in data blocks.
+ */
+static rocksdb_options_t *store_options(const struct store *st, bool bloom,
+					enum store_open_flags flags)
+{
+	rocksdb_block_based_table_options_t *t;
+	rocksdb_options_t *o;
+
+	o = rocksdb_options_create();
+	t = rocksdb_block_based_options_create();
+	rocksdb_block_based_options_set_block_cache(t, st->cache);
+	/* Bound index and filter memory by the cache, not by open files. */
+	rocksdb_block_based_options_set_cache_index_and_filter_blocks(t, 1);
+	rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(
+	    t, 1);
+	if (bloom)
+		rocksdb_block_based_options_set_filter_policy(
+		    t,
+		    rocksdb_filterpolicy_create_bloom_full(STORE_BLOOM_BITS));
+	rocksdb_options_set_block_based_table_factory(o, t);
+	rocksdb_block_based_options_destroy(t);
+
+	rocksdb_options_set_compression(o, rocksdb_no_compression);
+	rocksdb_options_set_write_buffer_size(o, STORE_WRITE_BUFFER_BYTES);
+	rocksdb_options_set_level_compaction_dynamic_level_bytes(o, 1);
+
+	/*
+	 * A read-only handle opens every table file at once so that it keeps
+	 * a consistent view while a live writer compacts files away.
+	 */
+	rocksdb_options_set_max_open_files(
+	    o, (flags & STORE_RDONLY) ? -1 : STORE_MAX_OPEN_FILES);
+	rocksdb_options_set_max_background_jobs(o, STORE_BACKGROUND_JOBS);
+	/* A rarely written family must not pin old WAL files for long. */
+	rocksdb_options_set_max_total_wal_size(o, STORE_MAX_TOTAL_WAL_BYTES);
+	rocksdb_options_set_keep_log_file_num(o, STORE_INFO_LOG_KEEP);
+	rocksdb_options_set_max_log_file_size(o, STORE_INFO_LOG_BYTES);
+	if (flags & STORE_CREATE) {
+		rocksdb_options_set_create_if_missing(o, 1);
+		rocksdb_options_set_create_missing_column_families(o, 1);
+		rocksdb_options_set_error_if_exists(o, 1);
+	}
+	return o;
+}
+
+static int store_db_open(struct store *st, enum store_open_flags flags)
+{
+	rocksdb_options_t *opts[1 + STORE_CF_COUNT] = {NULL};
+	char *db = NULL, *err = NULL;
+	int ret = -ENOMEM;
+
+	db = store_join(st->path, "db");
+	if (!db)
+		goto out;
+	st->cache = rocksdb_cache_create_lru(STORE_CACHE_BYTES);
+	for (size_t i = 0; i < ARRAY_SIZE(opts); i++)
+		opts[i] = store_options(st, store_cf_bloom[i], flags);
+
+	if (flags & STORE_RDONLY)
+		st->db = rocksdb_open_for_read_only_column_families(
+		    opts[0], db, (int)ARRAY_SIZE(store_cf_names),
+		    store_cf_names, (const rocksdb_options_t *const *)opts,
+		    st->cf, 0, &err);
+	else
+		st->db = rocksdb_open_column_families(
+		    opts[0], db, (int)ARRAY_SIZE(store_cf_names),
+		    store_cf_names, (const rocksdb_options_t *const *)opts,
+		    st->cf, &err);
+	if (err) {
+		st->db = NULL;
+		memset(st->cf, 0, sizeof(st->cf));
+		ret = store_open_err(st->path, err);
+		goto out;
+	}
+
+	st->ro = rocksdb_readoptions_create();
+	st->wo = rocksdb_writeoptions_create();
+	st->wo_sync = rocksdb_writeoptions_create();
+	rocksdb_writeoptions_set_sync(st->wo_sync, 1);
+	ret = 0;
+out:
+	for (size_t i = 0; i < ARRAY_SIZE(opts); i++)
+		if (opts[i])
+			rocksdb_options_destroy(opts[i]);
+	free(db);
+	return ret;
+}
+
+static struct store_seg *store_seg_peek(struct store *st, uint32_t nr)
+{
+	struct store_seg_chunk *c;
+
+	c = atomic_load_explicit(&st->seg_tab[nr >> STORE_SEG_CHUNK_BITS],
+				 memory_order_acquire);
+	if (!c)
+		return NULL;
+	return atomic_load_explicit(&c->seg[nr & (STORE_SEG_CHUNK - 1)],
+				    memory_order_acquire);
+}
+
+/*
+ * Find segment nr, opening it (and with create, creating it durably) on a
+ * miss; seg_lock held. -ENOENT if it does not exist and create is false.
+ */
+static int store_seg_get_locked(struct store *st, uint32_t nr, bool create,
+				struct store_seg **out)
+{
+	struct store_seg_chunk *c;
+	struct store_seg *s;
+	char name[STORE_SEG_NAME_BYTES];
+	struct stat sb;
+	int fd = -1, flags, ret;
+
+	if (nr >= STORE_SEG_NR_MAX)
+		return -ERANGE;
+	s = store_seg_peek(st, nr);
+	if (s) {
+		*out = s;
+		return 0;
+	}
+	snprintf(name, sizeof(name), "%08" PRIu32, nr);
+	flags = (st->rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+	if (create)
+		flags |= O_CREAT;
+	fd = openat(st->seg_dirfd, name, flags, 0600);
+	if (fd < 0) {
+		ret = -errno;
+		if (ret != -ENOENT)
+			log_err("cannot open segment '%s/seg/%s': %s", st->path,
+				name, strerror(-ret));
+		goto out;
+	}
+	/* The name must be durable before a synced batch can point into it. */
+	if (create && fsync(st->seg_dirfd) < 0) {
+		ret = store_errno_io(errno);
+		log_err("cannot sync directory '%s/seg': %s", st->path,
+			strerror(errno));
+		goto out;
+	}
+	if (fstat(fd, &sb) < 0) {
+		ret = -EIO;
+		goto out;
+	}
+
+	ret = -ENOMEM;
+	c = atomic_load_explicit(&st->seg_tab[nr >> STORE_SEG_CHUNK_BITS],
+				 memory_order_relaxed);
+	if (!c) {
+		c = calloc(1, sizeof(*c));
+		if (!c)
+			goto out;
+		atomic_store_explicit(&st->seg_tab[nr >> STORE_SEG_CHUNK_BITS],
+				      c, memory_order_release);
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		goto out;
+	s->fd = fd;
+	s->nr = nr;
+	atomic_init(&s->tail, store_round_up((uint64_t)sb.st_size));
+	atomic_init(&s->wgen, 0);
+	atomic_init(&s->sgen, 0);
+	fd = -1;
+	atomic_store_explicit(&c->seg[nr & (STORE_SEG_CHUNK - 1)], s,
+			      memory_order_release);
+	if (nr >= atomic_load_explicit(&st->seg_end, memory_order_relaxed))
+		atomic_store_explicit(&st->seg_end, nr + 1,
+				      memory_order_release);
+	*out = s;
+	ret = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+/* As store_seg_get_locked, lock-free when the segment is already open. */
+static int store_seg_get(struct store *st, uint32_t nr, bool create,
+			 struct store_seg **out)
+{
+	struct store_seg *s;
+	int ret;
+
+	if (nr >= STORE_SEG_NR_MAX)
+		return -ERANGE;
+	s = store_seg_peek(st, nr);
+	if (s) {
+		*out = s;
+		return 0;
+	}
+	pthread_mutex_lock(&st->seg_lock);
+	ret = store_seg_get_locked(st, nr, create, out);
+	pthread_mutex_unlock(&st->seg_lock);
+	return ret;
+}
+
+/* Find the highest segment and make it the active one (writable stores). */
+static int store_seg_init(struct store *st)
+{
+	struct store_seg *s;
+	struct dirent *de;
+	uint32_t hi = 0;
+	DIR *d;
+	char *p;
+	int fd, ret;
+
+	st->seg_tab = calloc(STORE_SEG_CHUNKS, sizeof(*st->seg_tab));
+	if (!st->seg_tab)
+		return -ENOMEM;
+	p = store_join(st->path, "seg");
+	if (!p)
+		return -ENOMEM;
+	st->seg_dirfd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	free(p);
+	if (st->seg_dirfd < 0) {
+		log_err("cannot open '%s/seg': %s", st->path, strerror(errno));
+		return -EIO;
+	}
+	if (st->rdonly)
+		return 0;
+
+	fd = dup(st->seg_dirfd);
+	if (fd < 0)
+		return -errno;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -errno;
+	}
+	while ((de = readdir(d))) {
+		unsigned long v;
+
+		if (strlen(de->d_name) != 8 ||
+		    strspn(de->d_name, "0123456789") != 8)
+			continue;
+		v = strtoul(de->d_name, NULL, 10);
+		if (v < STORE_SEG_NR_MAX && v > hi)
+			hi = (uint32_t)v;
+	}
+	closedir(d);
+	if (hi == 0)
+		hi = 1; /* numbering starts at 1: a zeroed loc is never valid */
+	ret = store_seg_get(st, hi, true, &s);
+	if (ret < 0)
+		return ret == -ERANGE ? -EUCLEAN : ret;
+	atomic_store_explicit(&st->active, s, memory_order_release);
+	return 0;
+}
+
+/* fdatasync every segment with appends not yet covered by an fdatasync. */
+static int store_seg_sync(struct store *st)
+{
+	uint32_t end;
+	int ret = 0;
+
+	if (!st->seg_tab)
+		return 0;
+	end = atomic_load_explicit(&st->seg_end, memory_order_acquire);
+	for (uint32_t nr = 0; nr < end; nr++) {
+		struct store_seg *s = store_seg_peek(st, nr);
+		uint64_t g, cur;
+
+		if (!s)
+			continue;
+		g = atomic_load_explicit(&s->wgen, memory_order_acquire);
+		if (atomic_load_explicit(&s->sgen, memory_order_acquire) >= g)
+			continue;
+		if (fdatasync(s->fd) < 0) {
+			ret = store_errno_io(errno);
+			log_err("cannot sync segment '%s/seg/%08" PRIu32
+				"': %s",
+				st->path, nr, strerror(errno));
+			continue;
+		}
+		cur = atomic_load_explicit(&s->sgen, memory_order_relaxed);
+		while (cur < g && !atomic_compare_exchange_weak_explicit(
+				      &s->sgen, &cur, g, memory_order_release,
+				      memory_order_relaxed))
+			;
+	}
+	return ret;
+}
+
+static void store_free(struct store *st)
+{
+	if (!st)
+		return;
+	for (size_t i = 0; i < ARRAY_SIZE(st->cf); i++)
+		if (st->cf[i])
+			rocksdb_column_family_handle_destroy(st->cf[i]);
+	if (st->db)
+		rocksdb_close(st->db);
+	if (st->ro)
+		rocksdb_readoptions_destroy(st->ro);
+	if (st->wo)
+		rocksdb_writeoptions_destroy(st->wo);
+	if (st->wo_sync)
+		rocksdb_writeoptions_destroy(st->wo_sync);
+	if (st->cache)
+		rocksdb_cache_destroy(st->cache);
+	if (st->seg_tab) {
+		for (uint32_t i = 0; i < STORE_SEG_CHUNKS; i++) {
+			struct store_seg_chunk *c =
+			    atomic_load(&st->seg_tab[i]);
+
+			if (!c)
+				continue;
+			for (uint32_t j = 0; j < STORE_SEG_CHUNK; j++) {
+				struct store_seg *s = atomic_load(&c->seg[j]);
+
+				if (!s)
+					continue;
+				close(s->fd);
+				free(s);
+			}
+			free(c);
+		}
+		free(st->seg_tab);
+	}
+	if (st->seg_dirfd >= 0)
+		close(st->seg_dirfd);
+	if (st->seg_lock_init)
+		pthread_mutex_destroy(&st->seg_lock);
+	free(st->path);
+	free(st);
+}
+
+int store_open(const char *dir, enum store_open_flags flags, struct store **out)
+{
+	struct store *st = NULL;
+	int ret = -EINVAL;
+
+	*out = NULL;
+	if ((flags & STORE_RDONLY) && (flags & STORE_CREATE))
+		goto out;
+	ret = -ENOMEM;
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		goto out;
+	st->seg_dirfd = -1;
+	st->rdonly = flags & STORE_RDONLY;
+	atomic_flag_clear(&st->punch_warned);
+	st->path = strdup(dir);
+	if (!st->path)
+		goto out;
+	ret = -pthread_mutex_init(&st->seg_lock, NULL);
+	if (ret < 0)
+		goto out;
+	st->seg_lock_init = true;
+
+	if (flags & STORE_CREATE)
+		ret = store_mkdirs(dir);
+	else
+		ret = store_check_dirs(dir);
+	if (ret < 0)
+		goto out;
+	ret = store_db_open(st, flags);
+	if (ret < 0)
+		goto out;
+	ret = store_seg_init(st);
+	if (ret < 0)
+		goto out;
+	log_dbg(LOG_DBG_STORE, "opened store '%s'%s", dir,
+		st->rdonly ? " read-only" : "");
+	*out = st;
+	st = NULL;
+	ret = 0;
+out:
+	store_free(st);
+	return ret;
+}
+
+void store_close(struct store *st)
+{
+	rocksdb_flushoptions_t *fo;
+	char *err = NULL;
+
+	if (!st)
+		return;
+	if (st->db && !st->rdonly) {
+		/* Segments, then the WAL, then memtables: nothing to replay */
+		if (store_seg_sync(st) < 0)
+			log_err("closing store '%s': segments not synced",
+				st->path);
+		rocksdb_flush_wal(st->db, 1, &err);
+		if (err) {
+			(void)store_err(st->path,
+					"cannot sync the WAL of store", err);
+			err = NULL;
+		}
+		fo = rocksdb_flushoptions_create();
+		rocksdb_flushoptions_set_wait(fo, 1);
+		for (size_t i = 0; i < ARRAY_SIZE(st->cf); i++) {
+			rocksdb_flush_cf(st->db, fo, st->cf[i], &err);
+			if (err) {
+				(void)store_err(st->path, "cannot flush store",
+						err);
+				err = NULL;
+			}
+		}
+		rocksdb_flushoptions_destroy(fo);
+	}
+	log_dbg(LOG_DBG_STORE, "closing store '%s'", st->path);
+	store_free(st);
+}
+
+bool store_rdonly(const struct store *st)
+{
+	return st->rdonly;
+}
+
+const char *store_path(const struct store *st)
+{
+	return st->path;
+}
+
+int store_get(struct store *st, enum store_cf cf, const void *key, size_t klen,
+	      void **val, size_t *vlen)
+{
+	rocksdb_pinnableslice_t *ps;
+	const char *v;
+	char *err = NULL;
+	void *copy;
+	size_t n;
+
+	*val = NULL;
+	*vlen = 0;
+	ps = rocksdb_get_pinned_cf(st->db, st->ro, store_cfh(st, cf), key, klen,
+				   &err);
+	if (err)
+		return store_err(st->path, "cannot read store", err);
+	if (!ps)
+		return -ENOENT;
+	v = rocksdb_pinnableslice_value(ps, &n);
+	copy = malloc(n ? n : 1);
+	if (!copy) {
+		rocksdb_pinnableslice_destroy(ps);
+		return -ENOMEM;
+	}
+	memcpy(copy, v, n);
+	rocksdb_pinnableslice_destroy(ps);
+	*val = copy;
+	*vlen = n;
+	return 0;
+}
+
+int store_get_buf(struct store *st, enum store_cf cf, const void *key,
+		  size_t klen, void *buf, size_t cap, size_t *vlen)
+{
+	rocksdb_pinnableslice_t *ps;
+	const char *v;
+	char *err = NULL;
+	size_t n;
+	int ret = 0;
+
+	*vlen = 0;
+	ps = rocksdb_get_pinned_cf(st->db, st->ro, store_cfh(st, cf), key, klen,
+				   &err);
+	if (err)
+		return store_err(st->path, "cannot read store", err);
+	if (!ps)
+		return -ENOENT;
+	v = rocksdb_pinnableslice_value(ps, &n);
+	*vlen = n;
+	if (n > cap)
+		ret = -ENOSPC;
+	else if (n)
+		memcpy(buf, v, n);
+	rocksdb_pinnableslice_destroy(ps);
+	return ret;
+}
+
+int store_batch_new(struct store_batch **out)
+{
+	*out = calloc(1, sizeof(**out));
+	return *out ? 0 : -ENOMEM;
+}
+
+void store_batch_free(struct store_batch *b)
+{
+	if (!b)
+		return;
+	free(b->buf);
+	free(b);
+}
+
+void store_batch_clear(struct store_batch *b)
+{
+	b->len = 0;
+	b->count = 0;
+	b->err = 0;
+}
+
+static void store_batch_add(struct store_batch *b, enum store_op_type type,
+			    enum store_cf cf, const void *a, size_t alen,
+			    const void *bb, size_t blen)
+{
+	struct store_op op;
+	size_t need;
+
+	assert((unsigned)cf < STORE_CF_COUNT);
+	if (b->err)
+		return;
+	if (alen > UINT32_MAX || blen > UINT32_MAX) {
+		b->err = -EINVAL;
+		return;
+	}
+	need = sizeof(op) + alen + blen;
+	if (need > b->cap - b->len) {
+		size_t cap = b->cap ? b->cap : 4096;
+		uint8_t *p;
+
+		while (cap - b->len < need) {
+			if (cap > SIZE_MAX / 2) {
+				b->err = -ENOMEM;
+				return;
+			}
+			cap *= 2;
+		}
+		p = realloc(b->buf, cap);
+		if (!p) {
+			b->err = -ENOMEM;
+			return;
+		}
+		b->buf = p;
+		b->cap = cap;
+	}
+	op.type = (uint8_t)type;
+	op.cf = (uint8_t)cf;
+	op.alen = (uint32_t)alen;
+	op.blen = (uint32_t)blen;
+	memcpy(b->buf + b->len, &op, sizeof(op));
+	b->len += sizeof(op);
+	if (alen)
+		memcpy(b->buf + b->len, a, alen);
+	b->len += alen;
+	if (blen)
+		memcpy(b->buf + b->len, bb, blen);
+	b->len += blen;
+	b->count++;
+}
+
+void store_batch_put(struct store_batch *b, enum store_cf cf, const void *key,
+		     size_t klen, const void *val, size_t vlen)
+{
+	store_batch_add(b, STORE_OP_PUT, cf, key, klen, val, vlen);
+}
+
+void store_batch_delete(struct store_batch *b, enum store_cf cf,
+			const void *key, size_t klen)
+{
+	store_batch_add(b, STORE_OP_DELETE, cf, key, klen, NULL, 0);
+}
+
+void store_batch_delete_range(struct store_batch *b, enum store_cf cf,
+			      const void *begin, size_t blen, const void *end,
+			      size_t elen)
+{
+	store_batch_add(b, STORE_OP_DELETE_RANGE, cf, begin, blen, end, elen);
+}
+
+size_t store_batch_count(const struct store_batch *b)
+{
+	return b->count;
+}
+
+static rocksdb_writebatch_t *store_batch_build(const struct store *st,
+					       const struct store_batch *b)
+{
+	rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+	size_t pos = 0;
+
+	while (pos < b->len) {
+		struct store_op op;
+		const char *a, *bb;
+		rocksdb_column_family_handle_t *h;
+
+		memcpy(&op, b->buf + pos, sizeof(op));
+		pos += sizeof(op);
+		a = (const char *)b->buf + pos;
+		bb = a + op.alen;
+		pos += (size_t)op.alen + op.blen;
+		h = store_cfh(st, (enum store_cf)op.cf);
+		switch (op.type) {
+		case STORE_OP_PUT:
+			rocksdb_writebatch_put_cf(wb, h, a, op.alen, bb,
+						  op.blen);
+			break;
+		case STORE_OP_DELETE:
+			rocksdb_writebatch_delete_cf(wb, h, a, op.alen);
+			break;
+		case STORE_OP_DELETE_RANGE:
+			rocksdb_writebatch_delete_range_cf(wb, h, a, op.alen,
+							   bb, op.blen);
+			break;
+		default:
+			assert(0);
+		}
+	}
+	return wb;
+}
+
+int store_write(struct store *st, struct store_batch *b, bool sync)
+{
+	rocksdb_writebatch_t *wb = NULL;
+	char *err = NULL;
+	int ret;
+
+	if (st->rdonly)
+		return -EROFS;
+	if (b->err)
+		return b->err;
+	if (sync) {
+		ret = store_seg_sync(st);
+		if (ret < 0)
+			return ret;
+	}
+	wb = store_batch_build(st, b);
+	rocksdb_write(st->db, sync ? st->wo_sync : st->wo, wb, &err);
+	rocksdb_writebatch_destroy(wb);
+	if (err)
+		return store_err(st->path, "cannot write to store", err);
+	return 0;
+}
+
+int store_sync(struct store *st)
+{
+	char *err = NULL;
+	int ret;
+
+	if (st->rdonly)
+		return 0;
+	ret = store_seg_sync(st);
+	if (ret < 0)
+		return ret;
+	rocksdb_flush_wal(st->db, 1, &err);
+	if (err)
+		return store_err(st->path, "cannot sync the WAL of store", err);
+	return 0;
+}
+
+int store_iter_new(struct store *st, enum store_cf cf, struct store_iter **out)
+{
+	struct store_iter *it;
+
+	*out = NULL;
+	it = calloc(1, sizeof(*it));
+	if (!it)
+		return -ENOMEM;
+	it->st = st;
+	it->it = rocksdb_create_iterator_cf(st->db, st->ro, store_cfh(st, cf));
+	*out = it;
+	return 0;
+}
+
+void store_iter_free(struct store_iter *it)
+{
+	if (!it)
+		return;
+	rocksdb_iter_destroy(it->it);
+	free(it);
+}
+
+void store_iter_seek(struct store_iter *it, const void *key, size_t klen)
+{
+	rocksdb_iter_seek(it->it, key, klen);
+}
+
+void store_iter_seek_first(struct store_iter *it)
+{
+	rocksdb_iter_seek_to_first(it->it);
+}
+
+void store_iter_seek_last(struct store_iter *it)
+{
+	rocksdb_iter_seek_to_last(it->it);
+}
+
+bool store_iter_valid(const struct store_iter *it)
+{
+	return rocksdb_iter_valid(it->it) != 0;
+}
+
+void store_iter_next(struct store_iter *it)
+{
+	if (rocksdb_iter_valid(it->it))
+		rocksdb_iter_next(it->it);
+}
+
+void store_iter_prev(struct store_iter *it)
+{
+	if (rocksdb_iter_valid(it->it))
+		rocksdb_iter_prev(it->it);
+}
+
+const void *store_iter_key(const struct store_iter *it, size_t *klen)
+{
+	*klen = 0;
+	if (!rocksdb_iter_valid(it->it))
+		return NULL;
+	return rocksdb_iter_key(it->it, klen);
+}
+
+const void *store_iter_value(const struct store_iter *it, size_t *vlen)
+{
+	*vlen = 0;
+	if (!rocksdb_iter_valid(it->it))
+		return NULL;
+	return rocksdb_iter_value(it->it, vlen);
+}
+
+int store_iter_status(const struct store_iter *it)
+{
+	char *err = NULL;
+
+	rocksdb_iter_get_error(it->it, &err);
+	if (err)
+		return store_err(it->st->path, "cannot iterate over store",
+				 err);
+	return 0;
+}
+
+static uint64_t store_rec_hash(const uint8_t *id, const void *sealed,
+			       size_t len)
+{
+	XXH3_state_t xs;
+
+	XXH3_INITSTATE(&xs);
+	XXH3_64bits_reset(&xs);
+	XXH3_64bits_update(&xs, id, 32);
+	XXH3_64bits_update(&xs, sealed, len);
+	return XXH3_64bits_digest(&xs);
+}
+
+static void *store_unconst(const void *p)
+{
+	return (void *)(uintptr_t)p;
+}
+
+/* pwritev all of iov at off; -ENOSPC or -EIO. */
+static int store_pwritev_all(int fd, struct iovec *iov, int cnt, uint64_t off)
+{
+	while (cnt > 0) {
+		ssize_t n = pwritev(fd, iov, cnt, (off_t)off);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return store_errno_io(errno);
+		}
+		if (n == 0)
+			return -ENOSPC;
+		off += (uint64_t)n;
+		while (cnt > 0 && (size_t)n >= iov->iov_len) {
+			n -= (ssize_t)iov->iov_len;
+			iov++;
+			cnt--;
+		}
+		if (cnt > 0) {
+			iov->iov_base = (uint8_t *)iov->iov_base + n;
+			iov->iov_len -= (size_t)n;
+		}
+	}
+	return 0;
+}
+
+static int store_punch(int fd, uint64_t off, uint64_t len)
+{
+	int r;
+
+	do {
+		r = fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			      (off_t)off, (off_t)len);
+	} while (r < 0 && errno == EINTR);
+	return r < 0 ? -errno : 0;
+}
+
+/* Take a full segment out of service: the first caller rolls to the next. */
+static int store_seg_roll(struct store *st, struct store_seg *full)
+{
+	struct store_seg *s;
+	int ret = 0;
+
+	pthread_mutex_lock(&st->seg_lock);
+	if (atomic_load_explicit(&st->active, memory_order_acquire) != full)
+		goto out;
+	ret = store_seg_get_locked(st, full->nr + 1, true, &s);
+	if (ret == -ERANGE)
+		ret = -ENOSPC;
+	if (ret < 0)
+		goto out;
+	atomic_store_explicit(&st->active, s, memory_order_release);
+	log_dbg(LOG_DBG_STORE, "store '%s': new segment %08" PRIu32, st->path,
+		s->nr);
+out:
+	pthread_mutex_unlock(&st->seg_lock);
+	return ret;
+}
+
+int store_seg_append(struct store *st, const uint8_t id[static 32],
+		     const void *sealed, size_t len, struct store_loc *loc)
+{
+	uint8_t hdr[STORE_SEG_HDR_BYTES];
+	struct iovec iov[3];
+	struct store_seg *s;
+	uint64_t span, off;
+	int ret;
+
+	if (st->rdonly)
+		return -EROFS;
+	if (len > STORE_SEG_MAX - STORE_SEG_HDR_BYTES)
+		return -EINVAL;
+	span = store_round_up(STORE_SEG_HDR_BYTES + (uint64_t)len);
+
+	put_be32(hdr, STORE_SEG_REC_MAGIC);
+	put_be32(hdr + 4, (uint32_t)len);
+	memcpy(hdr + 8, id, 32);
+	put_be64(hdr + 40, store_rec_hash(id, sealed, len));
+
+	for (;;) {
+		s = atomic_load_explicit(&st->active, memory_order_acquire);
+		off = atomic_fetch_add_explicit(&s->tail, span,
+						memory_order_relaxed);
+		if (off + span <= STORE_SEG_MAX)
+			break;
+		ret = store_seg_roll(st, s);
+		if (ret < 0)
+			return ret;
+	}
+
+	iov[0].iov_base = hdr;
+	iov[0].iov_len = sizeof(hdr);
+	iov[1].iov_base = store_unconst(sealed);
+	iov[1].iov_len = len;
+	iov[2].iov_base = store_unconst(store_zero);
+	iov[2].iov_len = span - STORE_SEG_HDR_BYTES - len;
+	ret = store_pwritev_all(s->fd, iov, 3, off);
+	if (ret < 0) {
+		log_err("cannot write segment '%s/seg/%08" PRIu32
+			"' at %" PRIu64 ": %s",
+			st->path, s->nr, off, strerror(-ret));
+		/* Leave a hole, not a torn record, for a scan to skip. */
+		(void)store_punch(s->fd, off, span);
+		return ret;
+	}
+	atomic_fetch_add_explicit(&s->wgen, 1, memory_order_release);
+	loc->seg = s->nr;
+	loc->len = (uint32_t)len;
+	loc->off = off;
+	return 0;
+}
+
+/* Validate a location against the segment table; -EUCLEAN if it cannot be. */
+static int store_loc_check(struct store *st, const struct store_loc *loc,
+			   struct store_seg **s)
+{
+	int ret;
+
+	if (loc->off % STORE_SEG_ALIGN ||
+	    loc->len > STORE_SEG_MAX - STORE_SEG_HDR_BYTES ||
+	    loc->off > STORE_SEG_MAX - STORE_SEG_HDR_BYTES - loc->len) {
+		log_err("store '%s': bad block location seg %08" PRIu32
+			" off %" PRIu64 " len %" PRIu32 "; run fsck.embassyfs",
+			st->path, loc->seg, loc->off, loc->len);
+		return -EUCLEAN;
+	}
+	ret = store_seg_get(st, loc->seg, false, s);
+	if (ret == -ENOENT || ret == -ERANGE) {
+		log_err("store '%s': segment %08" PRIu32 " is missing; "
+			"run fsck.embassyfs",
+			st->path, loc->seg);
+		return -EUCLEAN;
+	}
+	return ret < 0 ? -EIO : 0;
+}
+
+int store_seg_read(struct store *st, const struct store_loc *loc,
+		   const uint8_t id[static 32], void *buf)
+{
+	uint8_t hdr[STORE_SEG_HDR_BYTES];
+	char hex[2 * STORE_ID_LOG_BYTES + 1];
+	const char *why = NULL;
+	struct store_seg *s;
+	struct iovec iov[2];
+	size_t want, got = 0;
+	ssize_t n;
+	int ret;
+
+	ret = store_loc_check(st, loc, &s);
+	if (ret < 0)
+		return ret;
+
+	want = STORE_SEG_HDR_BYTES + (size_t)loc->len;
+	while (got < want) {
+		size_t h = got < sizeof(hdr) ? got : sizeof(hdr);
+
+		iov[0].iov_base = hdr + h;
+		iov[0].iov_len = sizeof(hdr) - h;
+		iov[1].iov_base = (uint8_t *)buf + (got - h);
+		iov[1].iov_len = loc->len - (got - h);
+		n = preadv(s->fd, iov, 2, (off_t)(loc->off + got));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			log_err("cannot read segment '%s/seg/%08" PRIu32
+				"' at %" PRIu64 ": %s",
+				st->path, loc->seg, loc->off, strerror(errno));
+			return -EIO;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+
+	if (got < want)
+		why = "record runs past the end of the segment";
+	else if (get_be32(hdr) != STORE_SEG_REC_MAGIC)
+		why = "bad record magic";
+	else if (get_be32(hdr + 4) != loc->len)
+		why = "record length differs from its location";
+	else if (memcmp(hdr + 8, id, 32))
+		why = "record holds another block id";
+	else if (get_be64(hdr + 40) != store_rec_hash(id, buf, loc->len))
+		why = "record checksum mismatch";
+	if (why) {
+		log_err("corrupt block in store '%s' seg %08" PRIu32
+			" off %" PRIu64 " id %s: %s; run fsck.embassyfs",
+			st->path, loc->seg, loc->off,
+			log_hex(hex, id, STORE_ID_LOG_BYTES), why);
+		return -EUCLEAN;
+	}
+	return 0;
+}
+
+int store_seg_free(struct store *st, const struct store_loc *loc)
+{
+	struct store_seg *s;
+	uint64_t span;
+	int ret;
+
+	if (st->rdonly)
+		return -EROFS;
+	ret = store_loc_check(st, loc, &s);
+	if (ret < 0)
+		return ret;
+	span = store_round_up(STORE_SEG_HDR_BYTES + (uint64_t)loc->len);
+	ret = store_punch(s->fd, loc->off, span);
+	if (ret == -EOPNOTSUPP) {
+		if (!atomic_flag_test_and_set(&st->punch_warned))
+			log_warn("store '%s': the filesystem cannot punch "
+				 "holes; freed blocks keep their space",
+				 st->path);
+		return 0;
+	}
+	if (ret < 0) {
+		log_err("cannot free block space in '%s/seg/%08" PRIu32
+			"' at %" PRIu64 ": %s",
+			st->path, loc->seg, loc->off, strerror(-ret));
+		return -EIO;
+	}
+	return 0;
+}
+
+void store_loc_encode(const struct store_loc *loc,
+		      uint8_t out[static STORE_LOC_BYTES])
+{
+	put_be32(out, loc->seg);
+	put_be32(out + 4, loc->len);
+	put_be64(out + 8, loc->off);
+}
+
+int store_loc_decode(const void *buf, size_t len, struct store_loc *loc)
+{
+	const uint8_t *p = buf;
+
+	if (len != STORE_LOC_BYTES)
+		return -EUCLEAN;
+	loc->seg = get_be32(p);
+	loc->len = get_be32(p + 4);
+	loc->off = get_be64(p + 8);
+	return 0;
+}
+
+int store_compact(struct store *st)
+{
+	if (st->rdonly)
+		return -EROFS;
+	for (size_t i = 0; i < ARRAY_SIZE(st->cf); i++)
+		rocksdb_compact_range_cf(st->db, st->cf[i], NULL, 0, NULL, 0);
+	return 0;
+}
+
+/* Bytes allocated to the regular files directly under dir. */
+static int store_dir_bytes(const char *dir, uint64_t *bytes)
+{
+	struct dirent *de;
+	struct stat sb;
+	DIR *d;
+
+	d = opendir(dir);
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		if (fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+			continue; /* deleted by a compaction meanwhile */
+		if (S_ISREG(sb.st_mode))
+			*bytes += (uint64_t)sb.st_blocks * 512;
+	}
+	closedir(d);
+	return 0;
+}
+
+int store_space(struct store *st, uint64_t *used, uint64_t *avail,
+		uint64_t *total)
+{
+	static const char *const subdirs[] = {"db", "seg"};
+	struct statvfs sv;
+	uint64_t bytes = 0;
+	char *p;
+	int ret;
+
+	for (size_t i = 0; i < ARRAY_SIZE(subdirs); i++) {
+		p = store_join(st->path, subdirs[i]);
+		if (!p)
+			return -ENOMEM;
+		ret = store_dir_bytes(p, &bytes);
+		free(p);
+		if (ret < 0)
+			return -EIO;
+	}
+	if (statvfs(st->path, &sv) < 0)
+		return -EIO;
+	*used = bytes;
+	*avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+	*total = (uint64_t)sv.f_blocks * sv.f_frsize;
+	return 0;
+}
