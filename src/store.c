@@ -48,6 +48,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/uio.h>
@@ -114,6 +115,7 @@ struct store {
 	rocksdb_writeoptions_t *wo;
 	rocksdb_writeoptions_t *wo_sync;
 
+	int lock_fd; /* flock on seg/: one writer per store */
 	int seg_dirfd;
 	pthread_mutex_t seg_lock; /* table inserts and rolls */
 	bool seg_lock_init;
@@ -638,6 +640,8 @@ static void store_free(struct store *st)
 			rocksdb_column_family_handle_destroy(st->cf[i]);
 	if (st->db)
 		rocksdb_close(st->db);
+	if (st->lock_fd >= 0)
+		close(st->lock_fd);	/* releases the flock, after RocksDB's */
 	if (st->ro)
 		rocksdb_readoptions_destroy(st->ro);
 	if (st->wo)
@@ -673,6 +677,40 @@ static void store_free(struct store *st)
 	free(st);
 }
 
+/*
+ * Our own lock, taken before RocksDB is opened: a second writer is refused
+ * without RocksDB touching any of the holder's files (it would rotate the
+ * info log before finding its LOCK taken).
+ */
+static int store_lock(const char *dir, int *fdp)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/seg", dir);
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		int err = errno;
+
+		close(fd);
+		return err == EWOULDBLOCK ? -EBUSY : -err;
+	}
+	*fdp = fd;
+	return 0;
+}
+
+int store_busy(const char *dir)
+{
+	int fd = -1, ret;
+
+	ret = store_lock(dir, &fd);
+	if (ret == 0)
+		close(fd);
+	return ret == -ENOENT ? 0 : ret;
+}
+
 int store_open(const char *dir, enum store_open_flags flags, struct store **out)
 {
 	struct store *st = NULL;
@@ -686,6 +724,7 @@ int store_open(const char *dir, enum store_open_flags flags, struct store **out)
 	if (!st)
 		goto out;
 	st->seg_dirfd = -1;
+	st->lock_fd = -1;
 	st->rdonly = flags & STORE_RDONLY;
 	atomic_flag_clear(&st->punch_warned);
 	st->path = strdup(dir);
@@ -702,6 +741,11 @@ int store_open(const char *dir, enum store_open_flags flags, struct store **out)
 		ret = store_check_dirs(dir);
 	if (ret < 0)
 		goto out;
+	if (!st->rdonly) {
+		ret = store_lock(dir, &st->lock_fd);
+		if (ret < 0)
+			goto out;
+	}
 	ret = store_db_open(st, flags);
 	if (ret < 0)
 		goto out;

@@ -85,6 +85,8 @@ int store_open(const char *dir, enum store_open_flags flags,
 	       struct store **out) MUST_CHECK;
 /* Flush and close; NULL is fine. Leaves nothing to replay. */
 void store_close(struct store *st);
+/* -EBUSY if a writer holds the store now, else 0 (a hint: it may change). */
+int store_busy(const char *dir) MUST_CHECK;
 bool store_rdonly(const struct store *st);
 const char *store_path(const struct store *st);
 

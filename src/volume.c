@@ -284,7 +284,17 @@ int volume_open(const char *dir, enum volume_open_flags flags,
 		ret = -ENOMEM;
 		goto out;
 	}
-	ret = store_open(dir, v->rdonly ? STORE_RDONLY : 0, &v->st);
+	/*
+	 * Refuse a busy store early, then read the header through a read-only
+	 * open, which writes nothing: a wrong passphrase leaves every byte of
+	 * the store as it was. A writer reopens read-write once unlocked.
+	 */
+	if (!v->rdonly) {
+		ret = store_busy(dir);
+		if (ret)
+			goto out;
+	}
+	ret = store_open(dir, STORE_RDONLY, &v->st);
 	if (ret)
 		goto out;
 	ret = store_get_buf(v->st, STORE_CF_SUPER, HDR_KEY, strlen(HDR_KEY), buf,
@@ -340,6 +350,13 @@ static int volume_arm(struct volume *v, struct key *k)
 		goto out;
 	journal_close(v->journal);
 	v->journal = NULL;
+	if (!v->rdonly) {
+		store_close(v->st);
+		v->st = NULL;
+		ret = store_open(v->dir, 0, &v->st);
+		if (ret)
+			goto out;
+	}
 	ret = journal_open(v->st, k, v->hdr.id, &v->journal);
 	if (ret)
 		goto out;
