@@ -1175,8 +1175,31 @@ int fs_setattr(struct fs *fs, uint64_t ino, const struct fs_attr *in,
 		i->a.mtime = now;
 		i->a.ctime = now;
 	}
-	if (to_set & FS_SET_MODE)
+	if (to_set & FS_SET_MODE) {
+		uint8_t *acl = NULL;
+		size_t alen;
+
 		i->a.mode = (i->a.mode & S_IFMT) | (in->mode & 07777);
+		ret = S_ISLNK(i->a.mode) ? -ENODATA :
+			fs_xattr_read(fs, ino, FS_ACL_ACCESS, &acl, &alen);
+		if (ret == 0) {
+			bool equiv;
+			uint32_t perm;
+
+			if (fs_acl_check(acl, alen, &equiv, &perm) == 0) {
+				fs_acl_chmod(acl, alen, i->a.mode);
+				ret = fs_xattr_put(fs, t, ino, FS_ACL_ACCESS, acl,
+						   alen);
+			}
+		} else if (ret == -ENODATA) {
+			ret = 0;
+		}
+		free(acl);
+		if (ret) {
+			i->loaded = false;
+			goto out;
+		}
+	}
 	if (to_set & FS_SET_UID)
 		i->a.uid = in->uid;
 	if (to_set & FS_SET_GID)
@@ -1266,43 +1289,49 @@ out:
 	return ret;
 }
 
-int fs_setxattr(struct fs *fs, uint64_t ino, const char *name,
-		const void *value, size_t size, int flags)
+int fs_xattr_read(struct fs *fs, uint64_t ino, const char *name, uint8_t **val,
+		  size_t *len)
 {
-	uint8_t key[8 + KEY_NAME_HASH_BYTES], ad[5 + sizeof(key)];
-	struct journal_txn *t = NULL;
-	struct fs_inode *i = NULL;
-	uint8_t *plain = NULL, *val = NULL, *old = NULL;
-	size_t nlen = strlen(name), plen, oldlen;
+	uint8_t key[8 + KEY_NAME_HASH_BYTES];
+	uint8_t *plain = NULL;
+	size_t plen, nlen;
 	int ret;
 
-	if (fs->rdonly)
-		return -EROFS;
-	if (nlen > FS_XATTR_NAME_MAX)
-		return -ERANGE;
-	if (size > FS_XATTR_SIZE_MAX)
-		return -E2BIG;
-	if (!xattr_name_ok(name))
-		return -EOPNOTSUPP;
-	ret = fs_inode_lock(fs, ino, true, &i);
+	*val = NULL;
+	xattr_key(fs, ino, name, key);
+	ret = xattr_get_plain(fs, key, &plain, &plen, ino);
 	if (ret)
 		return ret;
-	xattr_key(fs, ino, name, key);
-	ret = xattr_get_plain(fs, key, &old, &oldlen, ino);
-	if (ret && ret != -ENODATA)
-		goto out;
-	if (ret == 0 && (flags & XATTR_CREATE)) {
-		ret = -EEXIST;
-		goto out;
+	nlen = plain[0];
+	if (nlen != strlen(name) || memcmp(plain + 1, name, nlen)) {
+		free(plain);
+		return -ENODATA;	/* a hash collision: not this name */
 	}
-	if (ret == -ENODATA && (flags & XATTR_REPLACE))
-		goto out;
-	plen = 1 + nlen + size;
+	*len = plen - 1 - nlen;
+	memmove(plain, plain + 1 + nlen, *len);
+	*val = plain;
+	return 0;
+}
+
+int fs_xattr_put(struct fs *fs, struct journal_txn *t, uint64_t ino,
+		 const char *name, const void *value, size_t size)
+{
+	uint8_t key[8 + KEY_NAME_HASH_BYTES], ad[5 + sizeof(key)];
+	size_t nlen = strlen(name), plen = 1 + nlen + size;
+	uint8_t *plain, *val;
+
+	xattr_key(fs, ino, name, key);
+	if (!value) {
+		journal_txn_delete(t, STORE_CF_XATTR, key, sizeof(key));
+		return 0;
+	}
 	plain = malloc(plen);
 	val = malloc(1 + plen + KEY_SEAL_OVERHEAD);
-	ret = -ENOMEM;
-	if (!plain || !val)
-		goto out;
+	if (!plain || !val) {
+		free(plain);
+		free(val);
+		return -ENOMEM;
+	}
 	plain[0] = (uint8_t)nlen;
 	memcpy(plain + 1, name, nlen);
 	if (size)
@@ -1311,19 +1340,73 @@ int fs_setxattr(struct fs *fs, uint64_t ino, const char *name,
 	memcpy(ad + 5, key, sizeof(key));
 	val[0] = XATTR_VERSION;
 	key_seal(fs->k, KEY_SUB_VALUE, ad, sizeof(ad), plain, plen, val + 1);
+	journal_txn_put(t, STORE_CF_XATTR, key, sizeof(key), val,
+			1 + plen + KEY_SEAL_OVERHEAD);
+	free(plain);
+	free(val);
+	return 0;
+}
+
+int fs_setxattr(struct fs *fs, uint64_t ino, const char *name,
+		const void *value, size_t size, int flags)
+{
+	struct journal_txn *t = NULL;
+	struct fs_inode *i = NULL;
+	uint8_t *old = NULL;
+	size_t oldlen;
+	bool equiv = false, is_access = !strcmp(name, FS_ACL_ACCESS);
+	uint32_t perm = 0;
+	int ret;
+
+	if (fs->rdonly)
+		return -EROFS;
+	if (strlen(name) > FS_XATTR_NAME_MAX)
+		return -ERANGE;
+	if (size > FS_XATTR_SIZE_MAX)
+		return -E2BIG;
+	if (!xattr_name_ok(name))
+		return -EOPNOTSUPP;
+	if (is_access || !strcmp(name, FS_ACL_DEFAULT)) {
+		ret = fs_acl_check(value, size, &equiv, &perm);
+		if (ret)
+			return ret;
+	}
+	ret = fs_inode_lock(fs, ino, true, &i);
+	if (ret)
+		return ret;
+	if (!strcmp(name, FS_ACL_DEFAULT) && !S_ISDIR(i->a.mode)) {
+		ret = -EACCES;
+		goto out;
+	}
+	ret = fs_xattr_read(fs, ino, name, &old, &oldlen);
+	if (ret && ret != -ENODATA)
+		goto out;
+	if (ret == 0 && (flags & XATTR_CREATE)) {
+		ret = -EEXIST;
+		goto out;
+	}
+	if (ret == -ENODATA && (flags & XATTR_REPLACE))
+		goto out;
 	ret = journal_txn_new(fs->j, &t);
 	if (ret)
 		goto out;
-	journal_txn_put(t, STORE_CF_XATTR, key, sizeof(key), val,
-			1 + plen + KEY_SEAL_OVERHEAD);
+	if (is_access) {
+		/* The ACL sets the permission bits; one equal to them is not kept. */
+		i->a.mode = (i->a.mode & ~0777u) | perm;
+		ret = fs_xattr_put(fs, t, ino, name, equiv ? NULL : value, size);
+	} else {
+		ret = fs_xattr_put(fs, t, ino, name, value, size);
+	}
+	if (ret)
+		goto out;
 	fs_now(&i->a.ctime);
 	fs_put_inode(fs, t, i);
 	ret = fs_commit(fs, t, NULL, false);
+	if (ret)
+		i->loaded = false;
 out:
 	journal_txn_free(t);
 	free(old);
-	free(plain);
-	free(val);
 	fs_inode_unlock(fs, i);
 	return ret;
 }
@@ -1331,10 +1414,9 @@ out:
 ssize_t fs_getxattr(struct fs *fs, uint64_t ino, const char *name, void *buf,
 		    size_t cap)
 {
-	uint8_t key[8 + KEY_NAME_HASH_BYTES];
 	struct fs_inode *i = NULL;
-	uint8_t *plain = NULL;
-	size_t plen, vlen, nlen;
+	uint8_t *val = NULL;
+	size_t vlen;
 	ssize_t ret;
 
 	if (strlen(name) > FS_XATTR_NAME_MAX)
@@ -1342,25 +1424,18 @@ ssize_t fs_getxattr(struct fs *fs, uint64_t ino, const char *name, void *buf,
 	ret = fs_inode_lock(fs, ino, false, &i);
 	if (ret)
 		return ret;
-	xattr_key(fs, ino, name, key);
-	ret = xattr_get_plain(fs, key, &plain, &plen, ino);
+	ret = fs_xattr_read(fs, ino, name, &val, &vlen);
 	if (ret)
 		goto out;
-	nlen = plain[0];
-	if (nlen != strlen(name) || memcmp(plain + 1, name, nlen)) {
-		ret = -ENODATA;	/* a hash collision: not this name */
-		goto out;
-	}
-	vlen = plen - 1 - nlen;
 	ret = (ssize_t)vlen;
 	if (cap) {
 		if (cap < vlen)
 			ret = -ERANGE;
 		else
-			memcpy(buf, plain + 1 + nlen, vlen);
+			memcpy(buf, val, vlen);
 	}
 out:
-	free(plain);
+	free(val);
 	fs_inode_unlock(fs, i);
 	return ret;
 }
@@ -1416,11 +1491,10 @@ out:
 
 int fs_removexattr(struct fs *fs, uint64_t ino, const char *name)
 {
-	uint8_t key[8 + KEY_NAME_HASH_BYTES];
 	struct journal_txn *t = NULL;
 	struct fs_inode *i = NULL;
-	uint8_t *plain = NULL;
-	size_t plen;
+	uint8_t *val = NULL;
+	size_t vlen;
 	int ret;
 
 	if (fs->rdonly)
@@ -1430,20 +1504,21 @@ int fs_removexattr(struct fs *fs, uint64_t ino, const char *name)
 	ret = fs_inode_lock(fs, ino, true, &i);
 	if (ret)
 		return ret;
-	xattr_key(fs, ino, name, key);
-	ret = xattr_get_plain(fs, key, &plain, &plen, ino);
+	ret = fs_xattr_read(fs, ino, name, &val, &vlen);
 	if (ret)
 		goto out;
 	ret = journal_txn_new(fs->j, &t);
 	if (ret)
 		goto out;
-	journal_txn_delete(t, STORE_CF_XATTR, key, sizeof(key));
+	ret = fs_xattr_put(fs, t, ino, name, NULL, 0);
+	if (ret)
+		goto out;
 	fs_now(&i->a.ctime);
 	fs_put_inode(fs, t, i);
 	ret = fs_commit(fs, t, NULL, false);
 out:
 	journal_txn_free(t);
-	free(plain);
+	free(val);
 	fs_inode_unlock(fs, i);
 	return ret;
 }

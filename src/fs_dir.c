@@ -207,6 +207,9 @@ static int make_node(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent,
 {
 	struct journal_txn *t = NULL;
 	struct fs_inode *dir = NULL, *i = NULL;
+	uint8_t *dacl = NULL, *acl = NULL;
+	bool acl_equiv = true;
+	size_t dlen = 0;
 	struct fs_iattr a;
 	struct dent d;
 	int ret;
@@ -236,6 +239,38 @@ static int make_node(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent,
 		ret = -EMLINK;
 		goto out;
 	}
+	/*
+	 * A default ACL on the directory is inherited, masked by the mode,
+	 * and the umask is not applied; otherwise the umask is.
+	 */
+	if (!target) {
+		ret = fs_xattr_read(fs, parent, FS_ACL_DEFAULT, &dacl, &dlen);
+		if (ret && ret != -ENODATA)
+			goto out;
+		ret = 0;
+	}
+	if (dacl) {
+		bool equiv;
+		uint32_t perm;
+
+		if (fs_acl_check(dacl, dlen, &equiv, &perm)) {
+			free(dacl);
+			dacl = NULL;
+		} else {
+			uint32_t bits = mode & 0777;
+
+			acl = malloc(dlen);
+			if (!acl) {
+				ret = -ENOMEM;
+				goto out;
+			}
+			memcpy(acl, dacl, dlen);
+			acl_equiv = fs_acl_create_masq(acl, dlen, &bits);
+			mode = (mode & ~0777u) | bits;
+		}
+	}
+	if (!dacl && !target)
+		mode &= ~(ctx->umask & 0777);
 	memset(&a, 0, sizeof(a));
 	a.mode = mode;
 	a.nlink = S_ISDIR(mode) ? 2 : 1;
@@ -258,6 +293,14 @@ static int make_node(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent,
 	if (ret)
 		goto out;
 	fs_put_inode(fs, t, i);
+	if (acl && !acl_equiv)
+		ret = fs_xattr_put(fs, t, i->ino, FS_ACL_ACCESS, acl, dlen);
+	if (ret == 0 && dacl && S_ISDIR(mode))
+		ret = fs_xattr_put(fs, t, i->ino, FS_ACL_DEFAULT, dacl, dlen);
+	if (ret) {
+		i->gone = true;
+		goto out;
+	}
 	dirent_put(fs, t, parent, name, i->ino, a.mode);
 	if (S_ISDIR(mode))
 		dir->a.nlink++;
@@ -275,6 +318,8 @@ static int make_node(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent,
 	fs_attr_fill(fs, i, out);
 	fs_inode_ref(fs, i, 1, open ? 1 : 0);
 out:
+	free(dacl);
+	free(acl);
 	journal_txn_free(t);
 	fs_inode_unlock(fs, i);
 	fs_inode_unlock(fs, dir);

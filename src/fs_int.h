@@ -177,6 +177,24 @@ int fs_block_exists(struct fs *fs, const uint8_t id[static KEY_ID_BYTES]) MUST_C
 int fs_block_prepare(struct fs *fs, struct fs_ref *r, const uint8_t *plain,
 		     size_t len) MUST_CHECK;
 
+/* fs_acl.c: ACLs in xattr form (little-endian, version 2). */
+#define FS_ACL_ACCESS "system.posix_acl_access"
+#define FS_ACL_DEFAULT "system.posix_acl_default"
+/* Validate; *equiv: only the three base entries; *perm: the mode bits it implies. -EINVAL. */
+int fs_acl_check(const void *val, size_t len, bool *equiv,
+		 uint32_t *perm) MUST_CHECK;
+/* Rewrite owner, mask (or group) and other entries from mode (validated ACL). */
+void fs_acl_chmod(void *val, size_t len, uint32_t mode);
+/* Mask an inherited default ACL by the creation mode; updates *mode. Returns equiv. */
+bool fs_acl_create_masq(void *val, size_t len, uint32_t *mode);
+/* fs.c: xattr helpers shared with fs_dir.c */
+/* Read an xattr value (malloc'd); -ENODATA if absent. */
+int fs_xattr_read(struct fs *fs, uint64_t ino, const char *name, uint8_t **val,
+		  size_t *len) MUST_CHECK;
+/* Put or delete (val NULL) an xattr in t. -ENOMEM. */
+int fs_xattr_put(struct fs *fs, struct journal_txn *t, uint64_t ino,
+		 const char *name, const void *val, size_t len) MUST_CHECK;
+
 /* fs_data.c */
 void fs_refs_init(struct fs_refs *r);
 void fs_refs_release(struct fs_refs *r);

@@ -9,7 +9,7 @@ noinst_LIBRARIES += %D%/libembassy.a
 	%D%/store.c %D%/store.h \
 	%D%/journal.c %D%/journal.h \
 	%D%/volume.c %D%/volume.h \
-	%D%/fs.c %D%/fs.h %D%/fs_int.h %D%/fs_data.c %D%/fs_dir.c \
+	%D%/fs.c %D%/fs.h %D%/fs_int.h %D%/fs_data.c %D%/fs_dir.c %D%/fs_acl.c \
 	%D%/cli.c %D%/cli.h
 
 sbin_PROGRAMS += mkfs.embassyfs

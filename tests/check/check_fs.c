@@ -354,6 +354,74 @@ START_TEST(test_fs_xattrs)
 }
 END_TEST
 
+/* Little-endian ACL xattr: version 2, then (tag, perm, id) entries. */
+static size_t acl_build(uint8_t *buf, const uint16_t (*e)[3], size_t n)
+{
+	buf[0] = 2;
+	buf[1] = buf[2] = buf[3] = 0;
+	for (size_t q = 0; q < n; q++) {
+		uint8_t *p = buf + 4 + 8 * q;
+
+		p[0] = (uint8_t)e[q][0];
+		p[1] = (uint8_t)(e[q][0] >> 8);
+		p[2] = (uint8_t)e[q][1];
+		p[3] = 0;
+		p[4] = (uint8_t)e[q][2];
+		p[5] = (uint8_t)(e[q][2] >> 8);
+		p[6] = p[7] = 0;
+	}
+	return 4 + 8 * n;
+}
+
+START_TEST(test_fs_acl_mode_sync_and_inherit)
+{
+	static const uint16_t acl[][3] = {
+		{ 0x01, 6, 0 }, { 0x02, 4, 65534 }, { 0x04, 4, 0 },
+		{ 0x10, 7, 0 }, { 0x20, 0, 0 } };
+	static const uint16_t base[][3] = {
+		{ 0x01, 6, 0 }, { 0x04, 4, 0 }, { 0x20, 4, 0 } };
+	uint8_t buf[64], got[64];
+	struct fs_attr a, in;
+	struct ffix f;
+	uint64_t ino, d;
+	size_t n;
+
+	ffix_open(&f);
+	ino = mkfile(&f, FS_ROOT_INO, "f");
+	n = acl_build(buf, acl, 5);
+	ck_assert_int_eq(fs_setxattr(f.fs, ino, "system.posix_acl_access", buf, n, 0), 0);
+	ck_assert_int_eq(fs_getattr(f.fs, ino, &a), 0);
+	ck_assert_uint_eq(a.mode & 0777, 0670);	/* group bits = mask */
+	in.mode = 0640;
+	ck_assert_int_eq(fs_setattr(f.fs, ino, &in, FS_SET_MODE, &a), 0);
+	ck_assert_int_eq(fs_getxattr(f.fs, ino, "system.posix_acl_access", got, sizeof(got)), (ssize_t)n);
+	ck_assert_int_eq(got[4 + 3 * 8 + 2], 4);	/* mask follows chmod */
+	ck_assert_int_eq(got[4 + 4 * 8 + 2], 0);
+	/* An ACL equal to the mode is not kept. */
+	n = acl_build(buf, base, 3);
+	ck_assert_int_eq(fs_setxattr(f.fs, ino, "system.posix_acl_access", buf, n, 0), 0);
+	ck_assert_int_eq(fs_getxattr(f.fs, ino, "system.posix_acl_access", NULL, 0), -ENODATA);
+	ck_assert_int_eq(fs_getattr(f.fs, ino, &a), 0);
+	ck_assert_uint_eq(a.mode & 0777, 0644);
+	/* Malformed: no other entry. */
+	ck_assert_int_eq(fs_setxattr(f.fs, ino, "system.posix_acl_access", buf, n - 8, 0), -EINVAL);
+	/* Default ACLs: directories only; inherited without the umask. */
+	n = acl_build(buf, acl, 5);
+	ck_assert_int_eq(fs_setxattr(f.fs, ino, "system.posix_acl_default", buf, n, 0), -EACCES);
+	d = mkdir_(&f, FS_ROOT_INO, "d");
+	ck_assert_int_eq(fs_setxattr(f.fs, d, "system.posix_acl_default", buf, n, 0), 0);
+	f.ctx.umask = 077;
+	ck_assert_int_eq(fs_mknod(f.fs, &f.ctx, d, "child", S_IFREG | 0666, 0, &a), 0);
+	ck_assert_uint_eq(a.mode & 0777, 0660);	/* 0666 masked by the ACL, not by 077 */
+	ck_assert_int_eq(fs_getxattr(f.fs, a.ino, "system.posix_acl_access", got, sizeof(got)), (ssize_t)n);
+	ck_assert_int_eq(fs_mkdir(f.fs, &f.ctx, d, "sub", 0777, &a), 0);
+	ck_assert_int_eq(fs_getxattr(f.fs, a.ino, "system.posix_acl_default", got, sizeof(got)), (ssize_t)n);
+	ck_assert_int_eq(fs_mknod(f.fs, &f.ctx, FS_ROOT_INO, "plain", S_IFREG | 0666, 0, &a), 0);
+	ck_assert_uint_eq(a.mode & 0777, 0600);	/* no default ACL: umask */
+	ffix_close(&f);
+}
+END_TEST
+
 struct rd {
 	int n;
 	uint64_t offs[64];
@@ -623,6 +691,7 @@ static Suite *fs_suite(void)
 	tcase_add_test(core, test_fs_dedup_refcounts);
 	tcase_add_test(core, test_fs_orphan_kept_while_open);
 	tcase_add_test(core, test_fs_xattrs);
+	tcase_add_test(core, test_fs_acl_mode_sync_and_inherit);
 	tcase_add_test(core, test_fs_readdir_stable_offsets);
 	tcase_add_test(core, test_fs_rdonly);
 	tcase_add_test(errors, test_fs_errnos);
