@@ -1025,6 +1025,15 @@ int fs_open(struct volume *v, enum fs_open_flags flags, struct fs **out)
 	ret = load_next_ino(fs);
 	if (ret)
 		goto out;
+	{
+		uint64_t avail, total;
+
+		/* 2% of the disk, within [8 MiB, 256 MiB]: room for unlink. */
+		ret = store_avail(fs->st, &avail, &total);
+		if (ret)
+			goto out;
+		fs->reserve = MIN(MAX(total / 50, 8ull << 20), 256ull << 20);
+	}
 	ret = fs_inode_lock(fs, FS_ROOT_INO, false, &root);
 	if (ret) {
 		log_err("volume '%s' has no readable root directory",

@@ -439,6 +439,21 @@ int fs_data_flush(struct fs *fs, struct fs_inode *i, bool sync)
 			}
 		}
 	}
+	/*
+	 * New data stops short of a full disk: RocksDB turns read-only when
+	 * its WAL cannot grow, and unlink must still work to free space.
+	 */
+	if (nseal) {
+		uint64_t avail, total;
+
+		ret = store_avail(fs->st, &avail, &total);
+		if (ret)
+			goto out;
+		if (avail < fs->reserve + (uint64_t)nseal * (fs->bs + 1024)) {
+			ret = -ENOSPC;
+			goto out;
+		}
+	}
 	/* refs no longer grows: its entries stay put while sealing. */
 	for (size_t q = 0; q < nseal; q++)
 		c.seal[q]->ref = fs_refs_add(&refs, c.seal[q]->id, 0);

@@ -110,6 +110,7 @@ struct fs {
 	uint32_t bs;		/* block size */
 	bool rdonly;
 	uint64_t generation;
+	uint64_t reserve;	/* bytes kept free for metadata (see fs_data_flush) */
 	atomic_uint_fast64_t next_ino;
 	pthread_mutex_t block_lock;
 	pthread_mutex_t rename_lock;

@@ -1402,6 +1402,17 @@ static int store_dir_bytes(const char *dir, uint64_t *bytes)
 	return 0;
 }
 
+int store_avail(struct store *st, uint64_t *avail, uint64_t *total)
+{
+	struct statvfs sv;
+
+	if (fstatvfs(st->seg_dirfd, &sv) < 0)
+		return -errno;
+	*avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+	*total = (uint64_t)sv.f_blocks * sv.f_frsize;
+	return 0;
+}
+
 int store_space(struct store *st, uint64_t *used, uint64_t *avail,
 		uint64_t *total)
 {

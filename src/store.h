@@ -158,6 +158,9 @@ int store_seg_free(struct store *st, const struct store_loc *loc) MUST_CHECK;
 void store_loc_encode(const struct store_loc *loc, uint8_t out[static STORE_LOC_BYTES]);
 int store_loc_decode(const void *buf, size_t len, struct store_loc *loc) MUST_CHECK;
 
+/* Free and total bytes of the filesystem below the store: one fstatvfs, cheap. */
+int store_avail(struct store *st, uint64_t *avail, uint64_t *total) MUST_CHECK;
+
 /* Compact every column family (space back after deletes). */
 int store_compact(struct store *st) MUST_CHECK;
 
