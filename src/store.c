@@ -99,6 +99,8 @@ struct store_seg {
 	_Atomic uint64_t tail; /* next offset to reserve */
 	_Atomic uint64_t wgen; /* appends finished */
 	_Atomic uint64_t sgen; /* appends covered by a finished fdatasync */
+	/* Appends hold it shared while writing; a free that merges pages exclusive. */
+	pthread_rwlock_t edge;
 };
 
 struct store_seg_chunk {
@@ -507,6 +509,7 @@ static int store_seg_get_locked(struct store *st, uint32_t nr, bool create,
 		goto out;
 	s->fd = fd;
 	s->nr = nr;
+	pthread_rwlock_init(&s->edge, NULL);
 	atomic_init(&s->tail, store_round_up((uint64_t)sb.st_size));
 	atomic_init(&s->wgen, 0);
 	atomic_init(&s->sgen, 0);
@@ -663,6 +666,7 @@ static void store_free(struct store *st)
 				if (!s)
 					continue;
 				close(s->fd);
+				pthread_rwlock_destroy(&s->edge);
 				free(s);
 			}
 			free(c);
@@ -1211,10 +1215,12 @@ int store_seg_append(struct store *st, const uint8_t id[static 32],
 
 	for (;;) {
 		s = atomic_load_explicit(&st->active, memory_order_acquire);
+		pthread_rwlock_rdlock(&s->edge);
 		off = atomic_fetch_add_explicit(&s->tail, span,
 						memory_order_relaxed);
 		if (off + span <= STORE_SEG_MAX)
 			break;
+		pthread_rwlock_unlock(&s->edge);
 		ret = store_seg_roll(st, s);
 		if (ret < 0)
 			return ret;
@@ -1227,6 +1233,7 @@ int store_seg_append(struct store *st, const uint8_t id[static 32],
 	iov[2].iov_base = store_unconst(store_zero);
 	iov[2].iov_len = span - STORE_SEG_HDR_BYTES - len;
 	ret = store_pwritev_all(s->fd, iov, 3, off);
+	pthread_rwlock_unlock(&s->edge);
 	if (ret < 0) {
 		log_err("cannot write segment '%s/seg/%08" PRIu32
 			"' at %" PRIu64 ": %s",
@@ -1324,6 +1331,41 @@ int store_seg_read(struct store *st, const struct store_loc *loc,
 	return 0;
 }
 
+/*
+ * A punch frees only the whole pages inside a record; the pages it shares
+ * with its neighbours are merely zeroed. Once a neighbour is freed too, the
+ * shared page reads as all zeros and can be released: punching a page of
+ * zeros changes no byte, so this is safe whatever the page holds. Appends
+ * are held off meanwhile, so none lands in a page between check and punch.
+ */
+static int store_punch_edges(struct store_seg *s, uint64_t off, uint64_t span)
+{
+	const uint64_t page = 4096;
+	uint64_t edges[2] = { off / page * page, (off + span) / page * page };
+	uint8_t buf[4096];
+	int ret = 0;
+
+	pthread_rwlock_wrlock(&s->edge);
+	for (int e = 0; e < 2 && ret == 0; e++) {
+		ssize_t n;
+		bool zero = true;
+
+		if ((e == 0 && off % page == 0) ||
+		    (e == 1 && (off + span) % page == 0) ||
+		    (e == 1 && edges[1] == edges[0] && off % page))
+			continue;	/* aligned, or the same page as the head */
+		n = pread(s->fd, buf, sizeof(buf), (off_t)edges[e]);
+		if (n <= 0)
+			continue;
+		for (ssize_t q = 0; q < n && zero; q++)
+			zero = buf[q] == 0;
+		if (zero)
+			ret = store_punch(s->fd, edges[e], page);
+	}
+	pthread_rwlock_unlock(&s->edge);
+	return ret;
+}
+
 int store_seg_free(struct store *st, const struct store_loc *loc)
 {
 	struct store_seg *s;
@@ -1337,6 +1379,8 @@ int store_seg_free(struct store *st, const struct store_loc *loc)
 		return ret;
 	span = store_round_up(STORE_SEG_HDR_BYTES + (uint64_t)loc->len);
 	ret = store_punch(s->fd, loc->off, span);
+	if (ret == 0)
+		ret = store_punch_edges(s, loc->off, span);
 	if (ret == -EOPNOTSUPP) {
 		if (!atomic_flag_test_and_set(&st->punch_warned))
 			log_warn("store '%s': the filesystem cannot punch "
