@@ -1131,6 +1131,11 @@ int fs_close(struct fs *fs)
 	return ret;
 }
 
+void fs_set_kernel_cmtime(struct fs *fs, bool on)
+{
+	fs->kernel_cmtime = on;
+}
+
 /* ---- attributes ---- */
 
 int fs_getattr(struct fs *fs, uint64_t ino, struct fs_attr *out)

@@ -96,6 +96,13 @@ int fs_open(struct volume *v, enum fs_open_flags flags, struct fs **out) MUST_CH
 /* Flush every buffer, sync, sign the journal head. Returns the first error seen. */
 int fs_close(struct fs *fs);
 
+/*
+ * The kernel keeps mtime and ctime of written files itself (FUSE writeback
+ * cache) and sends them with a setattr: then fs_write and fs_fallocate do
+ * not stamp times of their own, which would be later than the kernel's.
+ */
+void fs_set_kernel_cmtime(struct fs *fs, bool on);
+
 /* Lookups count references (nlookup) that fs_forget gives back. */
 int fs_lookup(struct fs *fs, uint64_t parent, const char *name,
 	      struct fs_attr *out) MUST_CHECK;

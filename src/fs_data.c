@@ -678,8 +678,10 @@ ssize_t fs_write(struct fs *fs, uint64_t ino, const void *buf, size_t size,
 		goto out;
 	if (off + size > i->a.size)
 		i->a.size = off + size;
-	fs_now(&i->a.mtime);
-	i->a.ctime = i->a.mtime;
+	if (!fs->kernel_cmtime) {
+		fs_now(&i->a.mtime);
+		i->a.ctime = i->a.mtime;
+	}
 	i->attr_dirty = true;
 	if (i->ndirty * fs->bs >= FS_FLUSH_BYTES) {
 		ret = fs_data_flush(fs, i, false);
@@ -835,14 +837,18 @@ int fs_fallocate(struct fs *fs, uint64_t ino, int mode, uint64_t off,
 		ret = zero_range(fs, i, off, len, t, &refs);
 		if (ret)
 			goto out;
-		fs_now(&i->a.mtime);
-		i->a.ctime = i->a.mtime;
+		if (!fs->kernel_cmtime) {
+			fs_now(&i->a.mtime);
+			i->a.ctime = i->a.mtime;
+		}
 	}
 	if (!(mode & FALLOC_FL_KEEP_SIZE) && off + len > i->a.size) {
 		i->a.size = off + len;
-		fs_now(&i->a.ctime);
-		if (mode & FALLOC_FL_ZERO_RANGE)
-			i->a.mtime = i->a.ctime;
+		if (!fs->kernel_cmtime) {
+			fs_now(&i->a.ctime);
+			if (mode & FALLOC_FL_ZERO_RANGE)
+				i->a.mtime = i->a.ctime;
+		}
 	}
 	fs_put_inode(fs, t, i);
 	ret = fs_commit(fs, t, &refs, false);

@@ -109,6 +109,7 @@ struct fs {
 	const struct key *k;
 	uint32_t bs;		/* block size */
 	bool rdonly;
+	bool kernel_cmtime;	/* see fs_set_kernel_cmtime */
 	uint64_t generation;
 	uint64_t reserve;	/* bytes kept free for metadata (see fs_data_flush) */
 	atomic_uint_fast64_t next_ino;
