@@ -15,3 +15,4 @@ noinst_LIBRARIES += %D%/libembassy.a
 sbin_PROGRAMS += mkfs.embassyfs
 mkfs_embassyfs_SOURCES = %D%/cmd/mkfs.c
 mkfs_embassyfs_LDADD = $(EMB_LIBS)
+include %D%/fsck.mk

@@ -15,3 +15,4 @@ check-valgrind:
 		LOG_COMPILER='env CK_FORK=no valgrind --error-exitcode=99 --leak-check=full -q' \
 		CK_TIMEOUT_MULTIPLIER=20
 .PHONY: check-valgrind
+include %D%/fsck/local.mk

@@ -1,0 +1,1 @@
+# benchmark suite and its FUSE passthrough instrument

@@ -1,0 +1,1 @@
+# fsck.embassyfs: library passes and the tool (owned by the fsck work)
