@@ -65,6 +65,15 @@ int fs_mac_check(struct fs *fs, const char *cf, const void *key, size_t klen,
 	return key_mac_verify(fs->k, ad, n + klen, val, vlen, tag);
 }
 
+bool fs_log_ratelimit(struct fs *fs)
+{
+	int64_t now = (int64_t)time(NULL);
+	int64_t last = atomic_load(&fs->full_logged);
+
+	return now - last >= 10 &&
+	       atomic_compare_exchange_strong(&fs->full_logged, &last, now);
+}
+
 void fs_corrupt(struct fs *fs, uint64_t ino, const char *what)
 {
 	struct store_batch *b = NULL;

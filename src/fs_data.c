@@ -444,15 +444,20 @@ int fs_data_flush(struct fs *fs, struct fs_inode *i, bool sync)
 	 * its WAL cannot grow, and unlink must still work to free space.
 	 */
 	if (nseal) {
+		uint64_t need = fs->reserve + (uint64_t)nseal * (fs->bs + 1024);
 		uint64_t avail, total;
 
 		ret = store_avail(fs->st, &avail, &total);
+		if (ret == 0 && avail < need) {
+			/* Space freed by unlinks comes back once it is synced. */
+			ret = journal_sync(fs->j);
+			if (ret == 0)
+				ret = store_avail(fs->st, &avail, &total);
+			if (ret == 0 && avail < need)
+				ret = -ENOSPC;
+		}
 		if (ret)
 			goto out;
-		if (avail < fs->reserve + (uint64_t)nseal * (fs->bs + 1024)) {
-			ret = -ENOSPC;
-			goto out;
-		}
 	}
 	/* refs no longer grows: its entries stay put while sealing. */
 	for (size_t q = 0; q < nseal; q++)
@@ -468,8 +473,13 @@ out:
 	if (ret) {
 		/* The buffers stay; the in-memory attributes may be ahead of the store. */
 		i->attr_dirty = true;
-		log_err("cannot write back ino=%llu: %s", (unsigned long long)i->ino,
-			strerror(-ret));
+		if (ret != -ENOSPC)
+			log_err("cannot write back ino=%llu: %s",
+				(unsigned long long)i->ino, strerror(-ret));
+		else if (fs_log_ratelimit(fs))
+			log_warn("volume '%s' is full: writes fail with ENOSPC "
+				 "until files are deleted (ino=%llu)",
+				 store_path(fs->st), (unsigned long long)i->ino);
 	}
 	fs_refs_release(&refs);
 	journal_txn_free(t);

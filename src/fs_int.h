@@ -112,6 +112,7 @@ struct fs {
 	bool kernel_cmtime;	/* see fs_set_kernel_cmtime */
 	uint64_t generation;
 	uint64_t reserve;	/* bytes kept free for metadata (see fs_data_flush) */
+	_Atomic int64_t full_logged;	/* last "volume is full" log, seconds */
 	atomic_uint_fast64_t next_ino;
 	pthread_mutex_t block_lock;
 	pthread_mutex_t rename_lock;
@@ -230,6 +231,8 @@ void fs_mac_value(struct fs *fs, const char *cf, const void *key, size_t klen,
 int fs_mac_check(struct fs *fs, const char *cf, const void *key, size_t klen,
 		 const void *val, size_t vlen,
 		 const uint8_t tag[static KEY_MAC_BYTES]) MUST_CHECK;
+/* True at most once every 10 seconds: for messages that would repeat. */
+bool fs_log_ratelimit(struct fs *fs);
 /* Record a run-time corruption once (log + super "errors"). */
 void fs_corrupt(struct fs *fs, uint64_t ino, const char *what);
 

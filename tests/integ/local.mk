@@ -9,7 +9,8 @@ INTEG_TESTS = \
 	%D%/t1230-apps-rsync.sh \
 	%D%/t1300-confidentiality.sh \
 	%D%/t1310-dedup.sh \
-	%D%/t5000-crash-kill9.sh
+	%D%/t5000-crash-kill9.sh \
+	%D%/t5010-faults-enospc.sh
 TESTS += $(INTEG_TESTS)
 EXTRA_DIST += $(INTEG_TESTS) %D%/lib.sh %D%/fsop.py %D%/manifest.py \
 	%D%/fsmodel.py %D%/crashload.py
