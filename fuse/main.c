@@ -508,7 +508,8 @@ static int efs_serve(struct efs_cmd *c, struct fuse_session *se,
 			    c->store, false);
 	if (rc)
 		goto out_session;
-	rc = cli_volume_open(c->store, c->conf.rdonly ? VOLUME_RDONLY : 0,
+	rc = cli_volume_open(c->store,
+			     c->conf.rdonly ? VOLUME_RDONLY | VOLUME_SHARED : 0,
 			     &secret, &v);
 	cli_secret_release(&secret);
 	if (rc)

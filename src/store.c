@@ -686,7 +686,7 @@ static void store_free(struct store *st)
  * without RocksDB touching any of the holder's files (it would rotate the
  * info log before finding its LOCK taken).
  */
-static int store_lock(const char *dir, int *fdp)
+static int store_lock(const char *dir, bool shared, int *fdp)
 {
 	char path[PATH_MAX];
 	int fd;
@@ -695,7 +695,7 @@ static int store_lock(const char *dir, int *fdp)
 	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	if (flock(fd, LOCK_EX | LOCK_NB)) {
+	if (flock(fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB)) {
 		int err = errno;
 
 		close(fd);
@@ -709,7 +709,7 @@ int store_busy(const char *dir)
 {
 	int fd = -1, ret;
 
-	ret = store_lock(dir, &fd);
+	ret = store_lock(dir, false, &fd);
 	if (ret == 0)
 		close(fd);
 	return ret == -ENOENT ? 0 : ret;
@@ -745,8 +745,8 @@ int store_open(const char *dir, enum store_open_flags flags, struct store **out)
 		ret = store_check_dirs(dir);
 	if (ret < 0)
 		goto out;
-	if (!st->rdonly) {
-		ret = store_lock(dir, &st->lock_fd);
+	if (!st->rdonly || (flags & STORE_SHARED)) {
+		ret = store_lock(dir, st->rdonly, &st->lock_fd);
 		if (ret < 0)
 			goto out;
 	}

@@ -294,7 +294,9 @@ int volume_open(const char *dir, enum volume_open_flags flags,
 		if (ret)
 			goto out;
 	}
-	ret = store_open(dir, STORE_RDONLY, &v->st);
+	ret = store_open(dir, STORE_RDONLY |
+			 ((flags & VOLUME_SHARED) && v->rdonly ? STORE_SHARED : 0),
+			 &v->st);
 	if (ret)
 		goto out;
 	ret = store_get_buf(v->st, STORE_CF_SUPER, HDR_KEY, strlen(HDR_KEY), buf,

@@ -47,6 +47,12 @@ struct volume_header {
 
 enum volume_open_flags {
 	VOLUME_RDONLY = 1 << 0,
+	/*
+	 * With RDONLY: hold a shared lock, so that no writer can change the
+	 * volume under a read-only mount (whose view would silently freeze),
+	 * and refuse (-EBUSY) while one holds it. Without: no lock (fsck -n).
+	 */
+	VOLUME_SHARED = 1 << 1,
 };
 
 struct volume;

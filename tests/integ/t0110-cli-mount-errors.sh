@@ -206,8 +206,19 @@ expect_errno EROFS truncate "$M/file" 0
 expect_errno EROFS setxattr "$M/file" user.x y
 expect_errno EROFS utime "$M/file" 0 0
 expect_errno EROFS mknod "$M/fifo" p
+# A read-only mount shares the volume with other read-only mounts only:
+# a writer beside it would change the volume under its frozen view.
+emb_mount "$S" "$T/ro2" -o ro
+assert_eq "$(cat "$T/ro2/file")" "first contents" "second ro mount"
+expect_fail "read-write mount beside a read-only one" \
+	embassyfs -f --passphrase-file "$EMB_PASS" "$S" "$T/rw2"
+! emb_is_mounted "$T/rw2" || fail "a read-write mount beside a read-only one was made"
+emb_umount "$T/ro2"
 emb_umount "$M"
 emb_mount "$S" "$M"
+expect_fail "read-only mount beside a read-write one" \
+	embassyfs -f -o ro --passphrase-file "$EMB_PASS" "$S" "$T/ro3"
+! emb_is_mounted "$T/ro3" || fail "a read-only mount beside a read-write one was made"
 assert_eq "$(cat "$M/file")" "first contents" "file after the ro mount"
 [ ! -e "$M/new" ] && [ -d "$M/dir" ] || fail "ro mount changed the tree"
 emb_umount "$M"
