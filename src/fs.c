@@ -301,13 +301,14 @@ void fs_inode_put(struct fs *fs, struct fs_inode *i)
 	if (destroy && fs_inode_destroy(fs, i))
 		log_err("cannot delete unlinked inode ino=%llu; it stays on the orphan list",
 			(unsigned long long)i->ino);
-	if (!destroy && i->ndirty && !fs->rdonly &&
+	if (!destroy && (i->ndirty || i->attr_dirty) && !fs->rdonly &&
 	    fs_data_flush(fs, i, false))
 		log_err("cannot write back ino=%llu", (unsigned long long)i->ino);
 	pthread_rwlock_unlock(&i->lock);
 
 	pthread_mutex_lock(&b->lock);
-	if (--i->pins || i->nlookup || i->nopen || i->ndirty) {
+	if (--i->pins || i->nlookup || i->nopen || i->ndirty ||
+	    (i->attr_dirty && !i->gone && !fs->rdonly)) {
 		pthread_mutex_unlock(&b->lock);
 		return;
 	}
@@ -1175,10 +1176,31 @@ int fs_setattr(struct fs *fs, uint64_t ino, const struct fs_attr *in,
 	ret = fs_inode_lock(fs, ino, true, &i);
 	if (ret)
 		return ret;
+	fs_now(&now);
+	/*
+	 * Times alone (the kernel sends them after writes, utimensat) ride on
+	 * the inode's next commit, like buffered data: no durability is owed
+	 * before fsync, and it saves a commit per written file.
+	 */
+	if (to_set && !(to_set & ~(unsigned)(FS_SET_ATIME | FS_SET_MTIME |
+					   FS_SET_ATIME_NOW | FS_SET_MTIME_NOW |
+					   FS_SET_CTIME))) {
+		if (to_set & FS_SET_ATIME_NOW)
+			i->a.atime = now;
+		else if (to_set & FS_SET_ATIME)
+			i->a.atime = in->atime;
+		if (to_set & FS_SET_MTIME_NOW)
+			i->a.mtime = now;
+		else if (to_set & FS_SET_MTIME)
+			i->a.mtime = in->mtime;
+		i->a.ctime = (to_set & FS_SET_CTIME) ? in->ctime : now;
+		i->attr_dirty = true;
+		fs_attr_fill(fs, i, out);
+		goto out;
+	}
 	ret = journal_txn_new(fs->j, &t);
 	if (ret)
 		goto out;
-	fs_now(&now);
 	if (to_set & FS_SET_SIZE) {
 		if (S_ISDIR(i->a.mode)) {
 			ret = -EISDIR;
