@@ -245,10 +245,10 @@ static struct fs_inode *inode_alloc(uint64_t ino)
 	return i;
 }
 
-static void inode_free(struct fs_inode *i)
+static void inode_free(struct fs *fs, struct fs_inode *i)
 {
 	pthread_rwlock_destroy(&i->lock);
-	fs_dirty_free(i);
+	fs_dirty_free(fs, i);
 	free(i->symlink);
 	free(i);
 }
@@ -318,7 +318,7 @@ void fs_inode_put(struct fs *fs, struct fs_inode *i)
 			break;
 		}
 	pthread_mutex_unlock(&b->lock);
-	inode_free(i);
+	inode_free(fs, i);
 }
 
 void fs_inode_ref(struct fs *fs, struct fs_inode *i, uint64_t nlookup,
@@ -524,7 +524,7 @@ int fs_inode_destroy(struct fs *fs, struct fs_inode *i)
 	ret = journal_txn_new(fs->j, &t);
 	if (ret)
 		goto out;
-	fs_dirty_free(i);
+	fs_dirty_free(fs, i);
 	ret = fs_data_drop_from(fs, i, 0, t, &refs);
 	if (ret)
 		goto out;
@@ -962,7 +962,7 @@ static void fs_free(struct fs *fs)
 		while (i) {
 			struct fs_inode *next = i->next;
 
-			inode_free(i);
+			inode_free(fs, i);
 			i = next;
 		}
 		pthread_mutex_destroy(&fs->buckets[q].lock);

@@ -177,8 +177,9 @@ static int block_read(struct fs *fs, uint64_t ino, uint64_t idx, uint8_t *out)
 
 /* ---- dirty buffers ---- */
 
-void fs_dirty_free(struct fs_inode *i)
+void fs_dirty_free(struct fs *fs, struct fs_inode *i)
 {
+	atomic_fetch_sub(&fs->dirty_bytes, (uint64_t)i->ndirty * fs->bs);
 	for (size_t q = 0; q < i->ndirty; q++)
 		free(i->dirty[q].buf);
 	free(i->dirty);
@@ -246,14 +247,16 @@ static int dirty_get(struct fs *fs, struct fs_inode *i, uint64_t idx,
 	i->dirty[p].idx = idx;
 	i->dirty[p].buf = buf;
 	i->ndirty++;
+	atomic_fetch_add(&fs->dirty_bytes, fs->bs);
 	*out = &i->dirty[p];
 	return 0;
 }
 
-static void dirty_drop_from(struct fs_inode *i, uint64_t from)
+static void dirty_drop_from(struct fs *fs, struct fs_inode *i, uint64_t from)
 {
 	size_t p = dirty_pos(i, from);
 
+	atomic_fetch_sub(&fs->dirty_bytes, (uint64_t)(i->ndirty - p) * fs->bs);
 	for (size_t q = p; q < i->ndirty; q++)
 		free(i->dirty[q].buf);
 	i->ndirty = p;
@@ -468,7 +471,7 @@ int fs_data_flush(struct fs *fs, struct fs_inode *i, bool sync)
 	fs_put_inode(fs, t, i);
 	ret = fs_commit(fs, t, &refs, sync);
 	if (ret == 0)
-		fs_dirty_free(i);
+		fs_dirty_free(fs, i);
 out:
 	if (ret) {
 		/* The buffers stay; the in-memory attributes may be ahead of the store. */
@@ -495,7 +498,7 @@ int fs_data_drop_from(struct fs *fs, struct fs_inode *i, uint64_t from,
 	uint8_t begin[16], end[16];
 	int ret;
 
-	dirty_drop_from(i, from);
+	dirty_drop_from(fs, i, from);
 	ret = store_iter_new(fs->st, STORE_CF_EXTENT, &it);
 	if (ret)
 		return ret;
@@ -693,7 +696,8 @@ ssize_t fs_write(struct fs *fs, uint64_t ino, const void *buf, size_t size,
 		i->a.ctime = i->a.mtime;
 	}
 	i->attr_dirty = true;
-	if (i->ndirty * fs->bs >= FS_FLUSH_BYTES) {
+	if (i->ndirty * fs->bs >= FS_FLUSH_BYTES ||
+	    atomic_load(&fs->dirty_bytes) > FS_DIRTY_MAX_BYTES) {
 		ret = fs_data_flush(fs, i, false);
 		if (ret)
 			goto out;
@@ -775,6 +779,7 @@ static int zero_range(struct fs *fs, struct fs_inode *i, uint64_t off,
 		memmove(&i->dirty[q], &i->dirty[q + 1],
 			(i->ndirty - q - 1) * sizeof(i->dirty[0]));
 		i->ndirty--;
+		atomic_fetch_sub(&fs->dirty_bytes, fs->bs);
 	}
 	ret = store_iter_new(fs->st, STORE_CF_EXTENT, &it);
 	if (ret)

@@ -31,7 +31,8 @@
 #include "volume.h"
 
 #define FS_INODE_BUCKETS 1024
-#define FS_DIRTY_MAX_PER_INODE 256	/* partial blocks held before a forced flush */
+/* Dirty buffers of all inodes together; a writer past it flushes its own. */
+#define FS_DIRTY_MAX_BYTES (64u << 20)
 
 /* Decoded inode attributes (the sealed part of an inode value). */
 struct fs_iattr {
@@ -113,6 +114,7 @@ struct fs {
 	uint64_t generation;
 	uint64_t reserve;	/* bytes kept free for metadata (see fs_data_flush) */
 	_Atomic int64_t full_logged;	/* last "volume is full" log, seconds */
+	_Atomic uint64_t dirty_bytes;	/* all inodes' dirty buffers */
 	atomic_uint_fast64_t next_ino;
 	pthread_mutex_t block_lock;
 	pthread_mutex_t rename_lock;
@@ -211,7 +213,7 @@ int fs_data_drop_from(struct fs *fs, struct fs_inode *i, uint64_t from,
 /* Change the size of i (locked exclusive, flushed) in t. */
 int fs_data_truncate(struct fs *fs, struct fs_inode *i, uint64_t size,
 		     struct journal_txn *t, struct fs_refs *refs) MUST_CHECK;
-void fs_dirty_free(struct fs_inode *i);
+void fs_dirty_free(struct fs *fs, struct fs_inode *i);
 
 /* Key builders. */
 static inline void fs_ino_key(uint8_t k[8], uint64_t ino)
