@@ -513,11 +513,41 @@ void fs_orphan_del(struct fs *fs, struct journal_txn *t, uint64_t ino)
 	journal_txn_delete(t, STORE_CF_ORPHAN, key, sizeof(key));
 }
 
+/*
+ * Point deletes of every key under an inode's prefix. Not DeleteRange:
+ * each range tombstone stays in the memtable until compaction and slows
+ * every later read; deleting a tree of 20,000 files left 40,000 of them.
+ */
+static int delete_prefix(struct fs *fs, struct journal_txn *t,
+			 enum store_cf cf, uint64_t ino)
+{
+	struct store_iter *it = NULL;
+	uint8_t prefix[8];
+	int ret;
+
+	ret = store_iter_new(fs->st, cf, &it);
+	if (ret)
+		return ret;
+	fs_ino_key(prefix, ino);
+	for (store_iter_seek(it, prefix, sizeof(prefix)); store_iter_valid(it);
+	     store_iter_next(it)) {
+		size_t klen;
+		const uint8_t *k = store_iter_key(it, &klen);
+
+		if (klen < 8 || memcmp(k, prefix, 8))
+			break;
+		journal_txn_delete(t, cf, k, klen);
+	}
+	ret = store_iter_status(it);
+	store_iter_free(it);
+	return ret;
+}
+
 int fs_inode_destroy(struct fs *fs, struct fs_inode *i)
 {
 	struct journal_txn *t = NULL;
 	struct fs_refs refs;
-	uint8_t begin[8], end[8];
+	uint8_t key[8];
 	int ret;
 
 	fs_refs_init(&refs);
@@ -528,10 +558,11 @@ int fs_inode_destroy(struct fs *fs, struct fs_inode *i)
 	ret = fs_data_drop_from(fs, i, 0, t, &refs);
 	if (ret)
 		goto out;
-	fs_ino_key(begin, i->ino);
-	fs_ino_key(end, i->ino + 1);
-	journal_txn_delete_range(t, STORE_CF_XATTR, begin, 8, end, 8);
-	journal_txn_delete(t, STORE_CF_INODE, begin, 8);
+	ret = delete_prefix(fs, t, STORE_CF_XATTR, i->ino);
+	if (ret)
+		goto out;
+	fs_ino_key(key, i->ino);
+	journal_txn_delete(t, STORE_CF_INODE, key, 8);
 	fs_orphan_del(fs, t, i->ino);
 	ret = fs_commit(fs, t, &refs, false);
 	if (ret == 0)

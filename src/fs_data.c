@@ -520,15 +520,14 @@ int fs_data_drop_from(struct fs *fs, struct fs_inode *i, uint64_t from,
 			ret = -ENOMEM;
 			break;
 		}
+		/* Point deletes: see delete_prefix() in fs.c on range tombstones. */
+		journal_txn_delete(t, STORE_CF_EXTENT, k, klen);
 		if (i->a.nextents)
 			i->a.nextents--;
 	}
 	if (ret == 0)
 		ret = store_iter_status(it);
 	store_iter_free(it);
-	if (ret == 0)
-		journal_txn_delete_range(t, STORE_CF_EXTENT, begin, sizeof(begin),
-					 end, sizeof(end));
 	return ret;
 }
 
@@ -802,15 +801,13 @@ static int zero_range(struct fs *fs, struct fs_inode *i, uint64_t off,
 			ret = -ENOMEM;
 			break;
 		}
+		journal_txn_delete(t, STORE_CF_EXTENT, k, klen);
 		if (i->a.nextents)
 			i->a.nextents--;
 	}
 	if (ret == 0)
 		ret = store_iter_status(it);
 	store_iter_free(it);
-	if (ret == 0)
-		journal_txn_delete_range(t, STORE_CF_EXTENT, begin, sizeof(begin),
-					 stop, sizeof(stop));
 	return ret;
 }
 
