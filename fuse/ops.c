@@ -10,7 +10,7 @@
  * fs keeps its own open counts per inode.
  *
  * Left out on purpose: getlk/setlk/flock (the kernel then does POSIX and
- * BSD locks itself, which is right for a single-host mount), readdirplus,
+ * BSD locks itself, which is right for a single-host mount),
  * access (default_permissions), ioctl, poll, bmap, copy_file_range.
  */
 #include "fuse_int.h"
@@ -495,6 +495,51 @@ static void efs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	free(d.buf);
 }
 
+static int efs_dirbuf_add_plus(void *arg, const char *name,
+			       const struct fs_attr *a, uint64_t next_off)
+{
+	struct efs_dirbuf *d = arg;
+	struct fuse_entry_param e;
+	size_t n;
+
+	efs_fill_entry(&e, a);
+	n = fuse_add_direntry_plus(d->req, d->buf + d->len, d->size - d->len,
+				   name, &e, (off_t)next_off);
+	if (n > d->size - d->len)
+		return 1; /* full: left for the next call, no lookup counted */
+	d->len += n;
+	return 0;
+}
+
+/* Entries with attributes: ls -l, find, du and rsync skip a lookup each. */
+static void efs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			    off_t off, struct fuse_file_info *fi)
+{
+	struct efs_dirbuf d;
+	int rc;
+
+	(void)fi;
+	if (off < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	d.req = req;
+	d.size = size;
+	d.len = 0;
+	d.buf = malloc(size ? size : 1);
+	if (!d.buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	rc = fs_readdirplus(efs_fs(req), ino, (uint64_t)off,
+			    efs_dirbuf_add_plus, &d);
+	if (rc < 0 && d.len == 0)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_buf(req, d.buf, d.len);
+	free(d.buf);
+}
+
 static void efs_releasedir(fuse_req_t req, fuse_ino_t ino,
 			   struct fuse_file_info *fi)
 {
@@ -638,6 +683,7 @@ const struct fuse_lowlevel_ops efs_ops = {
     .fsync = efs_fsync,
     .opendir = efs_opendir,
     .readdir = efs_readdir,
+    .readdirplus = efs_readdirplus,
     .releasedir = efs_releasedir,
     .fsyncdir = efs_fsyncdir,
     .statfs = efs_statfs,

@@ -166,6 +166,15 @@ typedef int fs_dirent_fn(void *arg, const char *name, uint64_t ino,
 			 uint32_t mode, uint64_t next_off);
 int fs_readdir(struct fs *fs, uint64_t ino, uint64_t off, fs_dirent_fn *fn,
 	       void *arg) MUST_CHECK;
+/*
+ * Like fs_readdir, with each entry's attributes ("." and ".." carry only
+ * ino and type). Every entry fn accepts (returns 0) other than "." and
+ * ".." counts as a lookup, which fs_forget gives back.
+ */
+typedef int fs_direntplus_fn(void *arg, const char *name,
+			     const struct fs_attr *attr, uint64_t next_off);
+int fs_readdirplus(struct fs *fs, uint64_t ino, uint64_t off,
+		   fs_direntplus_fn *fn, void *arg) MUST_CHECK;
 int fs_fsyncdir(struct fs *fs, uint64_t ino) MUST_CHECK;
 int fs_statfs(struct fs *fs, struct statvfs *out) MUST_CHECK;
 

@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -805,6 +806,95 @@ int fs_readdir(struct fs *fs, uint64_t ino, uint64_t off, fs_dirent_fn *fn,
 out:
 	store_iter_free(it);
 	fs_inode_unlock(fs, dir);
+	return ret;
+}
+
+/*
+ * readdirplus in two steps: names under the directory's lock, then each
+ * child's attributes after it is released. Locking a child while holding
+ * the directory could deadlock with unlink, which locks by inode number.
+ */
+#define PLUS_BATCH 128
+
+struct plus_ent {
+	char name[FS_NAME_MAX + 1];
+	uint64_t ino;
+	uint32_t mode;
+	uint64_t next;
+};
+
+struct plus_ctx {
+	struct plus_ent *e;
+	size_t n;
+};
+
+static int plus_gather(void *arg, const char *name, uint64_t ino,
+		       uint32_t mode, uint64_t next)
+{
+	struct plus_ctx *c = arg;
+
+	if (c->n == PLUS_BATCH)
+		return 1;
+	snprintf(c->e[c->n].name, sizeof(c->e[c->n].name), "%s", name);
+	c->e[c->n].ino = ino;
+	c->e[c->n].mode = mode;
+	c->e[c->n].next = next;
+	c->n++;
+	return 0;
+}
+
+int fs_readdirplus(struct fs *fs, uint64_t ino, uint64_t off,
+		   fs_direntplus_fn *fn, void *arg)
+{
+	struct plus_ctx c = { NULL, 0 };
+	int ret;
+
+	c.e = malloc(PLUS_BATCH * sizeof(*c.e));
+	if (!c.e)
+		return -ENOMEM;
+	for (;;) {
+		size_t q;
+
+		c.n = 0;
+		ret = fs_readdir(fs, ino, off, plus_gather, &c);
+		if (ret || c.n == 0)
+			break;
+		for (q = 0; q < c.n; q++) {
+			struct plus_ent *e = &c.e[q];
+			struct fs_attr a;
+			struct fs_inode *i;
+			int full;
+
+			if (!strcmp(e->name, ".") || !strcmp(e->name, "..")) {
+				memset(&a, 0, sizeof(a));
+				a.ino = e->ino;
+				a.mode = e->mode;
+				full = fn(arg, e->name, &a, e->next);
+			} else {
+				ret = fs_inode_lock(fs, e->ino, false, &i);
+				if (ret == -ENOENT) {
+					/* Removed meanwhile: skip it. */
+					off = e->next;
+					ret = 0;
+					continue;
+				}
+				if (ret)
+					goto out;
+				fs_attr_fill(fs, i, &a);
+				full = fn(arg, e->name, &a, e->next);
+				if (!full)
+					fs_inode_ref(fs, i, 1, 0);
+				fs_inode_unlock(fs, i);
+			}
+			if (full)
+				goto out;
+			off = e->next;
+		}
+		if (c.n < PLUS_BATCH)
+			break;
+	}
+out:
+	free(c.e);
 	return ret;
 }
 
