@@ -49,6 +49,12 @@ struct journal {
 	uint64_t synced_seq;		/* records <= this are durable */
 	uint64_t signed_seq;		/* head stored and signed at this seq */
 	uint64_t min_cursor;		/* UINT64_MAX: no cursor */
+	/*
+	 * Reaps start past what they already deleted: seeking to the bare 'F'
+	 * prefix would step over every tombstone earlier reaps left.
+	 */
+	pthread_mutex_t reap_lock;
+	uint64_t reaped;		/* 'F' entries below this seq are gone */
 };
 
 struct journal_txn {
@@ -196,6 +202,7 @@ int journal_open(struct store *st, const struct key *k,
 	memcpy(j->volume_id, volume_id, 16);
 	pthread_mutex_init(&j->lock, NULL);
 	pthread_mutex_init(&j->sync_lock, NULL);
+	pthread_mutex_init(&j->reap_lock, NULL);
 	ret = load_head(j);
 	if (ret)
 		goto out;
@@ -233,6 +240,7 @@ void journal_close(struct journal *j)
 			log_err("cannot sign the journal head at close");
 	pthread_mutex_destroy(&j->lock);
 	pthread_mutex_destroy(&j->sync_lock);
+	pthread_mutex_destroy(&j->reap_lock);
 	free(j);
 }
 
@@ -549,7 +557,8 @@ int journal_reap(struct journal *j)
 {
 	struct store_iter *it = NULL;
 	struct store_batch *b = NULL;
-	uint64_t limit;
+	uint8_t start[9];
+	uint64_t limit, next;
 	int ret;
 
 	if (store_rdonly(j->st))
@@ -557,13 +566,21 @@ int journal_reap(struct journal *j)
 	pthread_mutex_lock(&j->lock);
 	limit = MIN(j->synced_seq, j->min_cursor);
 	pthread_mutex_unlock(&j->lock);
+	pthread_mutex_lock(&j->reap_lock);
+	if (limit < j->reaped) {
+		pthread_mutex_unlock(&j->reap_lock);
+		return 0;
+	}
+	next = j->reaped;
 	ret = store_iter_new(j->st, STORE_CF_LOCAL, &it);
 	if (ret)
-		return ret;
+		goto out;
 	ret = store_batch_new(&b);
 	if (ret)
 		goto out;
-	for (store_iter_seek(it, "F", 1); store_iter_valid(it);
+	start[0] = 'F';
+	put_be64(start + 1, j->reaped);
+	for (store_iter_seek(it, start, sizeof(start)); store_iter_valid(it);
 	     store_iter_next(it)) {
 		size_t klen, vlen;
 		const uint8_t *k = store_iter_key(it, &klen);
@@ -584,7 +601,11 @@ int journal_reap(struct journal *j)
 	ret = store_iter_status(it);
 	if (ret == 0 && store_batch_count(b))
 		ret = store_write(j->st, b, false);
+	/* Entries of records up to limit are gone; later ones may come. */
+	if (ret == 0 && limit != UINT64_MAX && limit + 1 > next)
+		j->reaped = limit + 1;
 out:
+	pthread_mutex_unlock(&j->reap_lock);
 	store_batch_free(b);
 	store_iter_free(it);
 	return ret;
