@@ -17,13 +17,27 @@ work=${DEMO_DIR:-$(mktemp -d /tmp/embassyfs-demo.XXXXXX)}
 store=$work/registry.store
 mnt=$work/registry
 pass=$work/passphrase
-pid=
+
+# The daemon closes the store after the unmount returns: wait for it.
+daemon_gone() {
+	local i
+	for i in $(seq 300); do
+		pgrep -f "embassyfs --passphrase-file $pass $store" >/dev/null || return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+unmount() {
+	fusermount3 -u "$mnt"
+	daemon_gone || die "the daemon did not exit 30 s after the unmount"
+}
 
 cleanup() {
 	if mountpoint -q "$mnt" 2>/dev/null; then
 		fusermount3 -u "$mnt" 2>/dev/null || fusermount3 -uz "$mnt" 2>/dev/null || true
 	fi
-	[ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+	daemon_gone || pkill -f "embassyfs --passphrase-file $pass $store" || true
 	[ -z "${DEMO_DIR:-}" ] && rm -rf "$work"
 	return 0
 }
@@ -67,8 +81,7 @@ done
 echo "   $(find "$mnt/civil" -type f | wc -l) files, $(du -sh "$mnt/civil" | cut -f1)"
 
 say "unmounting"
-fusermount3 -u "$mnt"
-for _ in $(seq 50); do pgrep -f "embassyfs --passphrase-file $pass" >/dev/null || break; sleep 0.1; done
+unmount
 
 say "checking that the store holds ciphertext only"
 if grep -r -a -q -F "Tamm-1999" "$store" || grep -r -a -q -F "certifies the birth" "$store" ||
@@ -86,5 +99,5 @@ check=$(python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execu
 [ "$check" = ok ] || die "sqlite integrity_check says: $check"
 echo "   $count birth records, integrity_check ok, all $(wc -l < "$work/manifest") files identical"
 df -h "$mnt" | tail -n 1 | awk '{print "   mount: " $1 " size " $2 " used " $3}'
-fusermount3 -u "$mnt"
+unmount
 say "done: the registry survived unmount and remount, encrypted at rest"

@@ -1,6 +1,7 @@
 INTEG_TESTS = \
 	%D%/t0100-cli-mkfs.sh \
 	%D%/t0110-cli-mount-errors.sh \
+	%D%/t0200-cli-demo.sh \
 	%D%/t1000-posix-basic.sh \
 	%D%/t1100-posix-random.sh \
 	%D%/t1200-apps-sqlite.sh \
