@@ -455,6 +455,8 @@ int fs_data_flush(struct fs *fs, struct fs_inode *i, bool sync)
 			/* Space freed by unlinks comes back once it is synced. */
 			ret = journal_sync(fs->j);
 			if (ret == 0)
+				ret = journal_reap(fs->j);
+			if (ret == 0)
 				ret = store_avail(fs->st, &avail, &total);
 			if (ret == 0 && avail < need)
 				ret = -ENOSPC;

@@ -55,6 +55,16 @@ struct journal {
 	 */
 	pthread_mutex_t reap_lock;
 	uint64_t reaped;		/* 'F' entries below this seq are gone */
+	/*
+	 * Reaping runs on its own thread, woken after each sync, so that the
+	 * punches of a large deletion do not sit in an fsync's latency.
+	 */
+	pthread_t reaper;
+	bool reaper_on;
+	pthread_mutex_t reaper_lock;
+	pthread_cond_t reaper_wake;
+	bool reap_wanted;
+	bool reaper_stop;
 };
 
 struct journal_txn {
@@ -185,6 +195,37 @@ out:
 	return ret;
 }
 
+static void *reaper_main(void *arg)
+{
+	struct journal *j = arg;
+
+	pthread_mutex_lock(&j->reaper_lock);
+	for (;;) {
+		while (!j->reap_wanted && !j->reaper_stop)
+			pthread_cond_wait(&j->reaper_wake, &j->reaper_lock);
+		if (j->reaper_stop)
+			break;
+		j->reap_wanted = false;
+		pthread_mutex_unlock(&j->reaper_lock);
+		if (journal_reap(j))
+			log_err("cannot release the space of deleted blocks; "
+				"it is retried at the next sync");
+		pthread_mutex_lock(&j->reaper_lock);
+	}
+	pthread_mutex_unlock(&j->reaper_lock);
+	return NULL;
+}
+
+static void reaper_kick(struct journal *j)
+{
+	if (!j->reaper_on)
+		return;
+	pthread_mutex_lock(&j->reaper_lock);
+	j->reap_wanted = true;
+	pthread_cond_signal(&j->reaper_wake);
+	pthread_mutex_unlock(&j->reaper_lock);
+}
+
 int journal_open(struct store *st, const struct key *k,
 		 const uint8_t volume_id[static 16], struct journal **out)
 {
@@ -203,6 +244,8 @@ int journal_open(struct store *st, const struct key *k,
 	pthread_mutex_init(&j->lock, NULL);
 	pthread_mutex_init(&j->sync_lock, NULL);
 	pthread_mutex_init(&j->reap_lock, NULL);
+	pthread_mutex_init(&j->reaper_lock, NULL);
+	pthread_cond_init(&j->reaper_wake, NULL);
 	ret = load_head(j);
 	if (ret)
 		goto out;
@@ -222,6 +265,8 @@ int journal_open(struct store *st, const struct key *k,
 		ret = journal_reap(j);
 		if (ret)
 			goto out;
+		if (pthread_create(&j->reaper, NULL, reaper_main, j) == 0)
+			j->reaper_on = true;
 	}
 	ret = 0;
 	*out = j;
@@ -238,6 +283,18 @@ void journal_close(struct journal *j)
 	if (j->k && !store_rdonly(j->st) && j->signed_seq != j->head.seq)
 		if (journal_sync(j))
 			log_err("cannot sign the journal head at close");
+	if (j->reaper_on) {
+		pthread_mutex_lock(&j->reaper_lock);
+		j->reaper_stop = true;
+		pthread_cond_signal(&j->reaper_wake);
+		pthread_mutex_unlock(&j->reaper_lock);
+		pthread_join(j->reaper, NULL);
+	}
+	/* Space of everything deleted comes back by the end of the unmount. */
+	if (!store_rdonly(j->st) && journal_reap(j))
+		log_err("cannot release the space of deleted blocks at close");
+	pthread_mutex_destroy(&j->reaper_lock);
+	pthread_cond_destroy(&j->reaper_wake);
 	pthread_mutex_destroy(&j->lock);
 	pthread_mutex_destroy(&j->sync_lock);
 	pthread_mutex_destroy(&j->reap_lock);
@@ -461,7 +518,7 @@ out:
 	pthread_mutex_unlock(&j->sync_lock);
 	store_batch_free(b);
 	if (ret == 0)
-		ret = journal_reap(j);
+		reaper_kick(j);
 	return ret;
 }
 
@@ -553,12 +610,53 @@ static int reap_index(struct journal *j, struct store_batch *b,
 	return 0;
 }
 
+struct reap_ent {
+	struct store_loc loc;
+};
+
+static int reap_cmp(const void *a, const void *b)
+{
+	const struct store_loc *x = &((const struct reap_ent *)a)->loc;
+	const struct store_loc *y = &((const struct reap_ent *)b)->loc;
+
+	if (x->seg != y->seg)
+		return x->seg < y->seg ? -1 : 1;
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+#define REAP_BATCH 65536
+
+/*
+ * Punch what a batch of 'F' entries freed, merging records that lie next
+ * to each other (a deleted file's blocks usually do) into one punch.
+ */
+static int reap_punch(struct journal *j, struct reap_ent *e, size_t n)
+{
+	size_t q = 0;
+	int ret = 0;
+
+	qsort(e, n, sizeof(*e), reap_cmp);
+	while (q < n && ret == 0) {
+		uint32_t seg = e[q].loc.seg;
+		uint64_t off = e[q].loc.off;
+		uint64_t end = off + store_seg_span(e[q].loc.len);
+
+		while (++q < n && e[q].loc.seg == seg && e[q].loc.off <= end)
+			end = MAX(end, e[q].loc.off + store_seg_span(e[q].loc.len));
+		ret = store_seg_free_range(j->st, seg, off, end - off);
+	}
+	return ret;
+}
+
 int journal_reap(struct journal *j)
 {
 	struct store_iter *it = NULL;
 	struct store_batch *b = NULL;
+	struct reap_ent *e = NULL;
 	uint8_t start[9];
 	uint64_t limit, next;
+	size_t n = 0;
+	bool more = false;
 	int ret;
 
 	if (store_rdonly(j->st))
@@ -572,6 +670,10 @@ int journal_reap(struct journal *j)
 		return 0;
 	}
 	next = j->reaped;
+	ret = -ENOMEM;
+	e = malloc(REAP_BATCH * sizeof(*e));
+	if (!e)
+		goto out;
 	ret = store_iter_new(j->st, STORE_CF_LOCAL, &it);
 	if (ret)
 		goto out;
@@ -585,29 +687,39 @@ int journal_reap(struct journal *j)
 		size_t klen, vlen;
 		const uint8_t *k = store_iter_key(it, &klen);
 		const uint8_t *v = store_iter_value(it, &vlen);
-		struct store_loc loc;
 
 		if (klen != 41 || k[0] != 'F' || get_be64(k + 1) > limit)
 			break;
-		ret = store_loc_decode(v, vlen, &loc);
+		if (n == REAP_BATCH) {
+			more = true;	/* the rest on the next pass */
+			break;
+		}
+		ret = store_loc_decode(v, vlen, &e[n].loc);
 		if (ret == 0)
-			ret = store_seg_free(j->st, &loc);
-		if (ret == 0)
-			ret = reap_index(j, b, k + 9, &loc);
+			ret = reap_index(j, b, k + 9, &e[n].loc);
 		if (ret)
 			goto out;
+		n++;
+		next = get_be64(k + 1);
 		store_batch_delete(b, STORE_CF_LOCAL, k, klen);
 	}
 	ret = store_iter_status(it);
+	if (ret)
+		goto out;
+	/* Punch first: a crash before the write leaves entries to punch again. */
+	ret = reap_punch(j, e, n);
 	if (ret == 0 && store_batch_count(b))
 		ret = store_write(j->st, b, false);
 	/* Entries of records up to limit are gone; later ones may come. */
-	if (ret == 0 && limit != UINT64_MAX && limit + 1 > next)
-		j->reaped = limit + 1;
+	if (ret == 0)
+		j->reaped = more ? next : (limit == UINT64_MAX ? next : limit + 1);
 out:
 	pthread_mutex_unlock(&j->reap_lock);
 	store_batch_free(b);
 	store_iter_free(it);
+	free(e);
+	if (ret == 0 && more)
+		return journal_reap(j);
 	return ret;
 }
 

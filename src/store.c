@@ -1366,21 +1366,24 @@ static int store_punch_edges(struct store_seg *s, uint64_t off, uint64_t span)
 	return ret;
 }
 
-int store_seg_free(struct store *st, const struct store_loc *loc)
+int store_seg_free_range(struct store *st, uint32_t seg, uint64_t off,
+			 uint64_t bytes)
 {
+	struct store_loc loc = { .seg = seg, .len = 0, .off = off };
 	struct store_seg *s;
-	uint64_t span;
 	int ret;
 
 	if (st->rdonly)
 		return -EROFS;
-	ret = store_loc_check(st, loc, &s);
+	if (bytes == 0 || bytes % STORE_SEG_ALIGN || bytes > STORE_SEG_MAX ||
+	    off > STORE_SEG_MAX - bytes)
+		return -EINVAL;
+	ret = store_loc_check(st, &loc, &s);
 	if (ret < 0)
 		return ret;
-	span = store_round_up(STORE_SEG_HDR_BYTES + (uint64_t)loc->len);
-	ret = store_punch(s->fd, loc->off, span);
+	ret = store_punch(s->fd, off, bytes);
 	if (ret == 0)
-		ret = store_punch_edges(s, loc->off, span);
+		ret = store_punch_edges(s, off, bytes);
 	if (ret == -EOPNOTSUPP) {
 		if (!atomic_flag_test_and_set(&st->punch_warned))
 			log_warn("store '%s': the filesystem cannot punch "
@@ -1391,10 +1394,24 @@ int store_seg_free(struct store *st, const struct store_loc *loc)
 	if (ret < 0) {
 		log_err("cannot free block space in '%s/seg/%08" PRIu32
 			"' at %" PRIu64 ": %s",
-			st->path, loc->seg, loc->off, strerror(-ret));
+			st->path, seg, off, strerror(-ret));
 		return -EIO;
 	}
 	return 0;
+}
+
+int store_seg_free(struct store *st, const struct store_loc *loc)
+{
+	struct store_seg *s;
+	int ret;
+
+	if (st->rdonly)
+		return -EROFS;
+	ret = store_loc_check(st, loc, &s);
+	if (ret < 0)
+		return ret;
+	return store_seg_free_range(st, loc->seg, loc->off,
+				    store_seg_span(loc->len));
 }
 
 void store_loc_encode(const struct store_loc *loc,
@@ -1481,4 +1498,358 @@ int store_space(struct store *st, uint64_t *used, uint64_t *avail,
 	*avail = (uint64_t)sv.f_bavail * sv.f_frsize;
 	*total = (uint64_t)sv.f_blocks * sv.f_frsize;
 	return 0;
+}
+
+/* ---- fsck: segment listing, sequential scan, punch, RocksDB repair ---- */
+
+#define STORE_SCAN_MIN_BUF (4u << 20)
+
+const char *store_cf_name(enum store_cf cf)
+{
+	assert((unsigned)cf < STORE_CF_COUNT);
+	return store_cf_names[1 + cf];
+}
+
+static int store_seg_info_cmp(const void *a, const void *b)
+{
+	const struct store_seg_info *x = a, *y = b;
+
+	return x->nr < y->nr ? -1 : x->nr > y->nr;
+}
+
+int store_seg_list(struct store *st, struct store_seg_info **out, size_t *n,
+		   size_t *stray)
+{
+	struct store_seg_info *v = NULL, *p;
+	struct dirent *de;
+	size_t cnt = 0, cap = 0;
+	struct stat sb;
+	DIR *d;
+	int fd, ret = 0;
+
+	*out = NULL;
+	*n = 0;
+	*stray = 0;
+	fd = dup(st->seg_dirfd);
+	if (fd < 0)
+		return -EIO;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -EIO;
+	}
+	rewinddir(d);
+	while ((de = readdir(d))) {
+		unsigned long nr;
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (strlen(de->d_name) != 8 ||
+		    strspn(de->d_name, "0123456789") != 8 ||
+		    fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) ||
+		    !S_ISREG(sb.st_mode)) {
+			(*stray)++;
+			continue;
+		}
+		nr = strtoul(de->d_name, NULL, 10);
+		if (nr >= STORE_SEG_NR_MAX) {
+			(*stray)++;
+			continue;
+		}
+		if (cnt == cap) {
+			cap = cap ? 2 * cap : 16;
+			p = realloc(v, cap * sizeof(*v));
+			if (!p) {
+				ret = -ENOMEM;
+				goto out;
+			}
+			v = p;
+		}
+		v[cnt].nr = (uint32_t)nr;
+		v[cnt].size = (uint64_t)sb.st_size;
+		v[cnt].alloc = (uint64_t)sb.st_blocks * 512;
+		cnt++;
+	}
+	qsort(v, cnt, sizeof(*v), store_seg_info_cmp);
+	*out = v;
+	*n = cnt;
+	v = NULL;
+out:
+	closedir(d);
+	free(v);
+	return ret;
+}
+
+struct store_scan {
+	int fd;
+	uint8_t *buf;
+	size_t cap;
+	uint64_t size;		/* of the file */
+	uint64_t bstart;	/* file offset of buf[0] */
+	uint64_t bend;		/* file offset just past the buffered bytes */
+	uint64_t *bytes_read;
+};
+
+/* Make [pos, pos + need) buffered (need <= cap); short only at end of file. */
+static int store_scan_fill(struct store_scan *sc, uint64_t pos, size_t need)
+{
+	if (pos >= sc->bstart && pos + need <= sc->bend)
+		return 0;
+	if (pos >= sc->bstart && pos < sc->bend) {
+		memmove(sc->buf, sc->buf + (pos - sc->bstart),
+			(size_t)(sc->bend - pos));
+		sc->bstart = pos;
+	} else {
+		sc->bstart = sc->bend = pos;
+	}
+	while (sc->bend - sc->bstart < need && sc->bend < sc->size) {
+		size_t room = sc->cap - (size_t)(sc->bend - sc->bstart);
+		ssize_t r;
+
+		r = pread(sc->fd, sc->buf + (sc->bend - sc->bstart), room,
+			  (off_t)sc->bend);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -EIO;
+		}
+		if (r == 0)
+			break;
+		sc->bend += (uint64_t)r;
+		if (sc->bytes_read)
+			*sc->bytes_read += (uint64_t)r;
+	}
+	return 0;
+}
+
+static bool store_unit_zero(const uint8_t *p, size_t n)
+{
+	return !memcmp(p, store_zero, n);
+}
+
+int store_seg_scan(struct store *st, uint32_t nr, size_t bufsize,
+		   store_seg_scan_fn *fn, void *arg, uint64_t *bytes_read)
+{
+	struct store_scan sc = { .fd = -1, .bytes_read = bytes_read };
+	struct store_seg_rec r;
+	char name[STORE_SEG_NAME_BYTES];
+	uint64_t pos = 0, shadow_end = 0, junk_start = 0, junk_end = 0;
+	struct stat sb;
+	void *mem = NULL;
+	int ret;
+
+	if (bufsize < STORE_SCAN_MIN_BUF)
+		bufsize = STORE_SCAN_MIN_BUF;
+	snprintf(name, sizeof(name), "%08" PRIu32, nr);
+	sc.fd = openat(st->seg_dirfd, name, O_RDONLY | O_CLOEXEC);
+	if (sc.fd < 0)
+		return errno == ENOENT ? -ENOENT : -EIO;
+	ret = -EIO;
+	if (fstat(sc.fd, &sb) < 0)
+		goto out;
+	sc.size = (uint64_t)sb.st_size;
+	(void)posix_fadvise(sc.fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	ret = -ENOMEM;
+	if (posix_memalign(&mem, 4096, bufsize))
+		goto out;
+	sc.buf = mem;
+	sc.cap = bufsize;
+
+#define STORE_SCAN_FLUSH_JUNK()                                               \
+	do {                                                                  \
+		if (junk_end > junk_start) {                                  \
+			memset(&r, 0, sizeof(r));                             \
+			r.seg = nr;                                           \
+			r.off = junk_start;                                   \
+			r.span = junk_end - junk_start;                       \
+			r.state = STORE_REC_JUNK;                             \
+			ret = fn(arg, &r);                                    \
+			if (ret)                                              \
+				goto out;                                     \
+		}                                                             \
+		junk_start = junk_end = 0;                                    \
+	} while (0)
+
+	while (pos < sc.size) {
+		size_t unit = (size_t)MIN((uint64_t)STORE_SEG_ALIGN,
+					  sc.size - pos);
+		const uint8_t *p;
+		uint32_t len;
+		bool shadow = pos < shadow_end;
+
+		ret = store_scan_fill(&sc, pos, unit);
+		if (ret)
+			goto out;
+		if (sc.bend <= pos)
+			break;
+		p = sc.buf + (pos - sc.bstart);
+		if (store_unit_zero(p, unit)) {
+			STORE_SCAN_FLUSH_JUNK();
+			pos += STORE_SEG_ALIGN;
+			/* Past the buffered bytes: jump over a punched hole. */
+			if (pos >= sc.bend && pos < sc.size) {
+				off_t d = lseek(sc.fd, (off_t)pos, SEEK_DATA);
+
+				if (d < 0 && errno == ENXIO)
+					pos = sc.size;
+				else if (d > 0 && (uint64_t)d > pos)
+					pos = (uint64_t)d &
+					      ~(uint64_t)(STORE_SEG_ALIGN - 1);
+			}
+			continue;
+		}
+		len = unit >= 8 ? get_be32(p + 4) : 0;
+		if (unit >= STORE_SEG_HDR_BYTES &&
+		    get_be32(p) == STORE_SEG_REC_MAGIC && len > 0 &&
+		    len <= bufsize - STORE_SEG_HDR_BYTES - STORE_SEG_ALIGN &&
+		    pos + STORE_SEG_HDR_BYTES + len <= STORE_SEG_MAX) {
+			uint64_t span =
+			    store_round_up(STORE_SEG_HDR_BYTES + (uint64_t)len);
+
+			memset(&r, 0, sizeof(r));
+			r.seg = nr;
+			r.off = pos;
+			r.len = len;
+			if (pos + STORE_SEG_HDR_BYTES + len > sc.size) {
+				if (!shadow) {
+					STORE_SCAN_FLUSH_JUNK();
+					r.state = STORE_REC_SHORT;
+					r.span = sc.size - pos;
+					ret = fn(arg, &r);
+					if (ret)
+						goto out;
+					shadow_end = sc.size;
+				}
+				pos += STORE_SEG_ALIGN;
+				continue;
+			}
+			ret = store_scan_fill(&sc, pos, STORE_SEG_HDR_BYTES + len);
+			if (ret)
+				goto out;
+			p = sc.buf + (pos - sc.bstart);
+			r.id = p + 8;
+			r.sealed = p + STORE_SEG_HDR_BYTES;
+			r.rec_sum = get_be64(p + 40);
+			r.state = store_rec_hash(r.id, r.sealed, len) == r.rec_sum
+					  ? STORE_REC_OK
+					  : STORE_REC_BAD_SUM;
+			if (r.state == STORE_REC_OK || !shadow) {
+				STORE_SCAN_FLUSH_JUNK();
+				r.sealed_sum = XXH3_64bits(r.sealed, len);
+				r.span = span;
+				ret = fn(arg, &r);
+				if (ret)
+					goto out;
+			}
+			if (r.state == STORE_REC_OK) {
+				shadow_end = 0;
+				pos += span;
+			} else {
+				if (!shadow)
+					shadow_end = pos + span;
+				pos += STORE_SEG_ALIGN;
+			}
+			continue;
+		}
+		if (!shadow) {
+			if (junk_end != pos)
+				STORE_SCAN_FLUSH_JUNK();
+			if (junk_end == 0)
+				junk_start = pos;
+			junk_end = pos + STORE_SEG_ALIGN;
+		}
+		pos += STORE_SEG_ALIGN;
+	}
+	STORE_SCAN_FLUSH_JUNK();
+#undef STORE_SCAN_FLUSH_JUNK
+	ret = 0;
+out:
+	if (ret == -EIO)
+		log_err("cannot read segment '%s/seg/%s': %s", st->path, name,
+			strerror(errno));
+	free(mem);
+	close(sc.fd);
+	return ret;
+}
+
+int store_seg_punch(struct store *st, uint32_t nr, uint64_t off, uint64_t len)
+{
+	struct store_seg *s;
+	int ret;
+
+	if (st->rdonly)
+		return -EROFS;
+	if (off % STORE_SEG_ALIGN || len % STORE_SEG_ALIGN || len == 0 ||
+	    off > STORE_SEG_MAX || len > STORE_SEG_MAX - off)
+		return -EINVAL;
+	ret = store_seg_get(st, nr, false, &s);
+	if (ret)
+		return ret == -ENOENT ? -ENOENT : -EIO;
+	ret = store_punch(s->fd, off, len);
+	if (ret == 0)
+		ret = store_punch_edges(s, off, len);
+	if (ret == -EOPNOTSUPP)
+		return 0;
+	if (ret) {
+		log_err("cannot punch '%s/seg/%08" PRIu32 "' at %" PRIu64
+			": %s",
+			st->path, nr, off, strerror(-ret));
+		return -EIO;
+	}
+	return 0;
+}
+
+int store_repair_db(const char *dir)
+{
+	rocksdb_options_t *o;
+	struct store tmp;
+	char *db = NULL, *err = NULL;
+	int lockfd = -1, ret;
+
+	ret = store_lock(dir, false, &lockfd);
+	if (ret)
+		return ret == -EBUSY ? ret : -EIO;
+	db = store_join(dir, "db");
+	if (!db) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	memset(&tmp, 0, sizeof(tmp));
+	tmp.cache = rocksdb_cache_create_lru(STORE_CACHE_BYTES);
+	o = store_options(&tmp, false, 0);
+	rocksdb_repair_db(o, db, &err);
+	rocksdb_options_destroy(o);
+	ret = err ? store_err(dir, "cannot repair the RocksDB of store", err)
+		  : 0;
+	if (ret == 0) {
+		/* A family whose every table was lost comes back empty. */
+		rocksdb_options_t *opts[1 + STORE_CF_COUNT];
+
+		for (size_t i = 0; i < ARRAY_SIZE(opts); i++)
+			opts[i] = store_options(&tmp, store_cf_bloom[i], 0);
+		rocksdb_options_set_create_missing_column_families(opts[0], 1);
+		tmp.db = rocksdb_open_column_families(
+		    opts[0], db, (int)ARRAY_SIZE(store_cf_names),
+		    store_cf_names, (const rocksdb_options_t *const *)opts,
+		    tmp.cf, &err);
+		if (err) {
+			ret = store_err(dir, "cannot open the repaired store",
+					err);
+		} else {
+			for (size_t i = 0; i < ARRAY_SIZE(tmp.cf); i++)
+				rocksdb_column_family_handle_destroy(tmp.cf[i]);
+			rocksdb_close(tmp.db);
+		}
+		for (size_t i = 0; i < ARRAY_SIZE(opts); i++)
+			rocksdb_options_destroy(opts[i]);
+	}
+	rocksdb_cache_destroy(tmp.cache);
+	if (ret == 0)
+		log_info("store '%s': RocksDB manifest rebuilt from its table "
+			 "files",
+			 dir);
+out:
+	free(db);
+	close(lockfd);
+	return ret;
 }

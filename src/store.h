@@ -154,6 +154,20 @@ int store_seg_read(struct store *st, const struct store_loc *loc,
 		   const uint8_t id[static 32], void *buf) MUST_CHECK;
 /* Release the record's space (punch a hole). Idempotent. */
 int store_seg_free(struct store *st, const struct store_loc *loc) MUST_CHECK;
+/* Bytes a record of sealed length len occupies in its segment. */
+static inline uint64_t store_seg_span(uint32_t len)
+{
+	uint64_t n = STORE_SEG_HDR_BYTES + (uint64_t)len;
+
+	return (n + STORE_SEG_ALIGN - 1) / STORE_SEG_ALIGN * STORE_SEG_ALIGN;
+}
+/*
+ * Release bytes [off, off + bytes) of segment seg: several adjacent freed
+ * records at once. bytes is a multiple of STORE_SEG_ALIGN. -EINVAL,
+ * -EUCLEAN (no such segment), -EIO.
+ */
+int store_seg_free_range(struct store *st, uint32_t seg, uint64_t off,
+			 uint64_t bytes) MUST_CHECK;
 /* Encode/decode a location as the 16-byte STORE_CF_LOCAL value. */
 #define STORE_LOC_BYTES 16
 void store_loc_encode(const struct store_loc *loc, uint8_t out[static STORE_LOC_BYTES]);
@@ -168,5 +182,81 @@ int store_compact(struct store *st) MUST_CHECK;
 /* Space figures for statfs: bytes used by the db and segments, bytes free on the filesystem below. */
 int store_space(struct store *st, uint64_t *used, uint64_t *avail,
 		uint64_t *total) MUST_CHECK;
+
+/*
+ * Segment scan and repair helpers for fsck.embassyfs.
+ *
+ * store_seg_list fills *out (malloc'd, caller frees) with the segment
+ * files of the store in ascending number: apparent size and bytes
+ * allocated (holes left by freed records do not count). *stray counts
+ * other entries under seg/ that are not segment files. -EIO, -ENOMEM.
+ */
+struct store_seg_info {
+	uint32_t nr;
+	uint64_t size;
+	uint64_t alloc;
+};
+int store_seg_list(struct store *st, struct store_seg_info **out, size_t *n,
+		   size_t *stray) MUST_CHECK;
+
+enum store_rec_state {
+	STORE_REC_OK,		/* magic, plausible length, checksum all good */
+	STORE_REC_BAD_SUM,	/* a plausible header whose checksum fails */
+	STORE_REC_SHORT,	/* a header whose record runs past the end of the file */
+	STORE_REC_JUNK,		/* non-zero 512-byte units that hold no record */
+};
+
+/*
+ * One record (or run of junk) met by store_seg_scan. id, sealed and the
+ * sums are set for OK and BAD_SUM only; pointers are valid only during
+ * the callback. span is the number of bytes from off that the item covers
+ * (the record rounded up to STORE_SEG_ALIGN, or the junk run).
+ */
+struct store_seg_rec {
+	uint32_t seg;
+	uint64_t off;
+	uint64_t span;
+	enum store_rec_state state;
+	uint32_t len;			/* sealed length in the header */
+	const uint8_t *id;		/* 32 bytes */
+	const uint8_t *sealed;		/* len bytes */
+	uint64_t rec_sum;		/* stored XXH3-64 of id || sealed */
+	uint64_t sealed_sum;		/* XXH3-64 of sealed: the block CF checksum */
+};
+typedef int store_seg_scan_fn(void *arg, const struct store_seg_rec *r);
+
+/*
+ * Read segment nr sequentially with a buffer of bufsize bytes (at least
+ * 4 MiB; larger reads go faster), skipping punched holes and zeroed units,
+ * and call fn for every record and every run of junk, in offset order.
+ * After a record whose checksum fails, the units it claims are searched
+ * only for records whose checksum holds (its length may be the damaged
+ * part), so a damaged header neither hides good records nor reports the
+ * body of one record as junk. *bytes_read (may be NULL) is advanced as
+ * data is read, for progress. A non-zero return of fn stops the scan and
+ * is returned. Works on read-only stores. -ENOENT, -EIO, -ENOMEM.
+ */
+int store_seg_scan(struct store *st, uint32_t nr, size_t bufsize,
+		   store_seg_scan_fn *fn, void *arg,
+		   uint64_t *bytes_read) MUST_CHECK;
+
+/*
+ * Release the span [off, off + len) of segment nr (punch a hole), whatever
+ * it holds: for junk and records that no location names. Both must be
+ * multiples of STORE_SEG_ALIGN. -EROFS, -EINVAL, -EIO.
+ */
+int store_seg_punch(struct store *st, uint32_t nr, uint64_t off,
+		    uint64_t len) MUST_CHECK;
+
+/*
+ * Rebuild RocksDB's manifest of dir/db from the table files present
+ * (RocksDB RepairDB), keeping every column family. Keys in lost or
+ * truncated table files are gone; everything else is kept. The store
+ * must not be open. -EBUSY if another process holds it, -EIO.
+ */
+int store_repair_db(const char *dir) MUST_CHECK;
+
+/* Name of a column family on disk ("inode", ...). */
+const char *store_cf_name(enum store_cf cf);
 
 #endif
