@@ -493,26 +493,29 @@ out:
 	return ret;
 }
 
-int fs_data_drop_from(struct fs *fs, struct fs_inode *i, uint64_t from,
-		      struct journal_txn *t, struct fs_refs *refs)
+/*
+ * Drop the extents of blocks [first, last) of i in t: their references go
+ * to refs. Point deletes: see delete_prefix() in fs.c on range tombstones.
+ */
+static int drop_extents(struct fs *fs, struct fs_inode *i, uint64_t first,
+			uint64_t last, struct journal_txn *t,
+			struct fs_refs *refs)
 {
 	struct store_iter *it = NULL;
-	uint8_t begin[16], end[16];
+	uint8_t begin[16];
 	int ret;
 
-	dirty_drop_from(fs, i, from);
 	ret = store_iter_new(fs->st, STORE_CF_EXTENT, &it);
 	if (ret)
 		return ret;
-	fs_extent_key(begin, i->ino, from);
-	fs_extent_key(end, i->ino + 1, 0);
+	fs_extent_key(begin, i->ino, first);
 	for (store_iter_seek(it, begin, sizeof(begin)); store_iter_valid(it);
 	     store_iter_next(it)) {
 		size_t klen, vlen;
 		const uint8_t *k = store_iter_key(it, &klen);
 		const uint8_t *v = store_iter_value(it, &vlen);
 
-		if (klen != 16 || memcmp(k, begin, 8))
+		if (klen != 16 || memcmp(k, begin, 8) || get_be64(k + 8) >= last)
 			break;
 		if (vlen != FS_EXTENT_VAL_BYTES) {
 			ret = -EUCLEAN;
@@ -522,7 +525,6 @@ int fs_data_drop_from(struct fs *fs, struct fs_inode *i, uint64_t from,
 			ret = -ENOMEM;
 			break;
 		}
-		/* Point deletes: see delete_prefix() in fs.c on range tombstones. */
 		journal_txn_delete(t, STORE_CF_EXTENT, k, klen);
 		if (i->a.nextents)
 			i->a.nextents--;
@@ -531,6 +533,13 @@ int fs_data_drop_from(struct fs *fs, struct fs_inode *i, uint64_t from,
 		ret = store_iter_status(it);
 	store_iter_free(it);
 	return ret;
+}
+
+int fs_data_drop_from(struct fs *fs, struct fs_inode *i, uint64_t from,
+		      struct journal_txn *t, struct fs_refs *refs)
+{
+	dirty_drop_from(fs, i, from);
+	return drop_extents(fs, i, from, UINT64_MAX, t, refs);
 }
 
 /*
@@ -750,8 +759,6 @@ static int zero_range(struct fs *fs, struct fs_inode *i, uint64_t off,
 	uint64_t end = off + len;
 	uint64_t first = (off + fs->bs - 1) / fs->bs;
 	uint64_t last = end / fs->bs;	/* first block not wholly inside */
-	uint8_t begin[16], stop[16];
-	struct store_iter *it = NULL;
 	int ret = 0;
 
 	if (end > i->a.size)
@@ -782,35 +789,7 @@ static int zero_range(struct fs *fs, struct fs_inode *i, uint64_t off,
 		i->ndirty--;
 		atomic_fetch_sub(&fs->dirty_bytes, fs->bs);
 	}
-	ret = store_iter_new(fs->st, STORE_CF_EXTENT, &it);
-	if (ret)
-		return ret;
-	fs_extent_key(begin, i->ino, first);
-	fs_extent_key(stop, i->ino, last);
-	for (store_iter_seek(it, begin, sizeof(begin)); store_iter_valid(it);
-	     store_iter_next(it)) {
-		size_t klen, vlen;
-		const uint8_t *k = store_iter_key(it, &klen);
-		const uint8_t *v = store_iter_value(it, &vlen);
-
-		if (klen != 16 || memcmp(k, stop, 16) >= 0)
-			break;
-		if (vlen != FS_EXTENT_VAL_BYTES) {
-			ret = -EUCLEAN;
-			break;
-		}
-		if (!fs_refs_add(refs, v, -1)) {
-			ret = -ENOMEM;
-			break;
-		}
-		journal_txn_delete(t, STORE_CF_EXTENT, k, klen);
-		if (i->a.nextents)
-			i->a.nextents--;
-	}
-	if (ret == 0)
-		ret = store_iter_status(it);
-	store_iter_free(it);
-	return ret;
+	return drop_extents(fs, i, first, last, t, refs);
 }
 
 int fs_fallocate(struct fs *fs, uint64_t ino, int mode, uint64_t off,
