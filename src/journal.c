@@ -612,6 +612,7 @@ static int reap_index(struct journal *j, struct store_batch *b,
 
 struct reap_ent {
 	struct store_loc loc;
+	uint8_t id[32];
 };
 
 static int reap_cmp(const void *a, const void *b)
@@ -695,10 +696,9 @@ int journal_reap(struct journal *j)
 			break;
 		}
 		ret = store_loc_decode(v, vlen, &e[n].loc);
-		if (ret == 0)
-			ret = reap_index(j, b, k + 9, &e[n].loc);
 		if (ret)
 			goto out;
+		memcpy(e[n].id, k + 9, 32);
 		n++;
 		next = get_be64(k + 1);
 		store_batch_delete(b, STORE_CF_LOCAL, k, klen);
@@ -708,8 +708,19 @@ int journal_reap(struct journal *j)
 		goto out;
 	/* Punch first: a crash before the write leaves entries to punch again. */
 	ret = reap_punch(j, e, n);
+	if (ret)
+		goto out;
+	/*
+	 * Under the commit lock: a commit that stores one of these blocks again
+	 * points its 'L' entry at the new copy; checking and deleting 'L' must
+	 * not straddle such a commit.
+	 */
+	pthread_mutex_lock(&j->lock);
+	for (size_t q = 0; q < n && ret == 0; q++)
+		ret = reap_index(j, b, e[q].id, &e[q].loc);
 	if (ret == 0 && store_batch_count(b))
 		ret = store_write(j->st, b, false);
+	pthread_mutex_unlock(&j->lock);
 	/* Entries of records up to limit are gone; later ones may come. */
 	if (ret == 0)
 		j->reaped = more ? next : (limit == UINT64_MAX ? next : limit + 1);

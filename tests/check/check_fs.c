@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -524,6 +525,56 @@ START_TEST(test_fs_wrong_passphrase)
 }
 END_TEST
 
+/*
+ * A block freed and stored again while reaps run: the reap must never
+ * drop the location of the new copy (it once did, under this race).
+ */
+struct churn {
+	struct ffix *f;
+	volatile int stop;
+};
+
+static void *churn_syncs(void *arg)
+{
+	struct churn *c = arg;
+
+	while (!c->stop)
+		if (journal_sync(volume_journal(c->f->v)) ||
+		    journal_reap(volume_journal(c->f->v)))
+			break;
+	return NULL;
+}
+
+START_TEST(test_fs_reap_races_readd)
+{
+	enum { NB = 64, BS = 16384 };
+	struct ffix f;
+	struct churn c = { &f, 0 };
+	uint8_t *data = malloc(NB * BS), *back = malloc(NB * BS);
+	pthread_t th;
+	struct fs_attr a;
+
+	ffix_open_bs(&f, BS);
+	for (size_t q = 0; q < NB * BS; q++)
+		data[q] = (uint8_t)(q / BS + 1);
+	ck_assert_int_eq(pthread_create(&th, NULL, churn_syncs, &c), 0);
+	for (int n = 0; n < 150; n++) {
+		ck_assert_int_eq(fs_create(f.fs, &f.ctx, FS_ROOT_INO, "x", 0644, O_RDWR, &a), 0);
+		ck_assert_int_eq(fs_write(f.fs, a.ino, data, NB * BS, 0), NB * BS);
+		ck_assert_int_eq(fs_release(f.fs, a.ino), 0);
+		fs_forget(f.fs, a.ino, 1);
+		ck_assert_int_eq(fs_read(f.fs, a.ino, back, NB * BS, 0), NB * BS);
+		ck_assert_mem_eq(back, data, NB * BS);
+		ck_assert_int_eq(fs_unlink(f.fs, FS_ROOT_INO, "x"), 0);
+	}
+	c.stop = 1;
+	pthread_join(th, NULL);
+	free(data);
+	free(back);
+	ffix_close(&f);
+}
+END_TEST
+
 /* ---- replay ---- */
 
 struct fetch_ctx {
@@ -694,6 +745,7 @@ static Suite *fs_suite(void)
 	tcase_add_test(core, test_fs_acl_mode_sync_and_inherit);
 	tcase_add_test(core, test_fs_readdir_stable_offsets);
 	tcase_add_test(core, test_fs_rdonly);
+	tcase_add_test(core, test_fs_reap_races_readd);
 	tcase_add_test(errors, test_fs_errnos);
 	tcase_add_test(errors, test_fs_wrong_passphrase);
 	tcase_add_test(replay, test_fs_replay_rebuilds_same_state);
