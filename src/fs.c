@@ -477,18 +477,28 @@ int fs_lock_set(struct fs *fs, const uint64_t *inos, size_t n,
 
 void fs_unlock_set(struct fs *fs, struct fs_inode **set, size_t n)
 {
-	/* Each distinct inode was locked once: unlock it once. */
-	for (size_t k = 0; k < n; k++) {
-		bool seen = false;
+	/*
+	 * Unlock every inode before dropping any pin: the last pin of an
+	 * orphan deletes it under its own write lock, which must not be taken
+	 * while a higher inode of the set is still held (ascending order).
+	 * Each distinct inode was locked once: unlock and put it once.
+	 */
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t k = 0; k < n; k++) {
+			bool seen = false;
 
-		if (!set[k])
-			continue;
-		for (size_t q = 0; q < k; q++)
-			if (set[q] == set[k])
-				seen = true;
-		if (!seen)
-			fs_inode_unlock(fs, set[k]);
-	}
+			if (!set[k])
+				continue;
+			for (size_t q = 0; q < k; q++)
+				if (set[q] == set[k])
+					seen = true;
+			if (seen)
+				continue;
+			if (pass == 0)
+				pthread_rwlock_unlock(&set[k]->lock);
+			else
+				fs_inode_put(fs, set[k]);
+		}
 	for (size_t k = 0; k < n; k++)
 		set[k] = NULL;
 }
