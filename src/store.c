@@ -1853,3 +1853,26 @@ out:
 	close(lockfd);
 	return ret;
 }
+
+#define STORE_SCAN_READAHEAD (2u << 20)
+
+int store_iter_new_scan(struct store *st, enum store_cf cf,
+			struct store_iter **out)
+{
+	rocksdb_readoptions_t *ro;
+	struct store_iter *it;
+
+	*out = NULL;
+	it = calloc(1, sizeof(*it));
+	if (!it)
+		return -ENOMEM;
+	ro = rocksdb_readoptions_create();
+	rocksdb_readoptions_set_fill_cache(ro, 0);
+	rocksdb_readoptions_set_readahead_size(ro, STORE_SCAN_READAHEAD);
+	it->st = st;
+	/* The iterator keeps its own copy of the options. */
+	it->it = rocksdb_create_iterator_cf(st->db, ro, store_cfh(st, cf));
+	rocksdb_readoptions_destroy(ro);
+	*out = it;
+	return 0;
+}

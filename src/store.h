@@ -259,4 +259,12 @@ int store_repair_db(const char *dir) MUST_CHECK;
 /* Name of a column family on disk ("inode", ...). */
 const char *store_cf_name(enum store_cf cf);
 
+/*
+ * An iterator for one pass over a whole column family: blocks it reads do
+ * not displace the block cache, and table files are read ahead. Same use
+ * and release as store_iter_new().
+ */
+int store_iter_new_scan(struct store *st, enum store_cf cf,
+			struct store_iter **out) MUST_CHECK;
+
 #endif
