@@ -702,6 +702,18 @@ int fs_block_append(struct fs *fs, struct fs_ref *r, const uint8_t *plain,
 	return ret;
 }
 
+/* Has fsck recorded this block's stored copy as damaged ('B' id)? */
+static bool block_marked_bad(struct fs *fs, const uint8_t id[static KEY_ID_BYTES])
+{
+	uint8_t key[1 + KEY_ID_BYTES];
+	size_t vlen;
+
+	key[0] = 'B';
+	memcpy(key + 1, id, KEY_ID_BYTES);
+	return store_get_buf(fs->st, STORE_CF_LOCAL, key, sizeof(key), NULL, 0,
+			     &vlen) != -ENOENT;
+}
+
 int fs_block_exists(struct fs *fs, const uint8_t id[static KEY_ID_BYTES])
 {
 	uint32_t rc, slen;
@@ -711,25 +723,26 @@ int fs_block_exists(struct fs *fs, const uint8_t id[static KEY_ID_BYTES])
 	ret = block_val_get(fs, id, &rc, &slen, &csum);
 	if (ret == -ENOENT)
 		return 0;
-	return ret ? ret : 1;
+	if (ret)
+		return ret;
+	/* A damaged copy is not one to share: store the data afresh. */
+	return block_marked_bad(fs, id) ? 0 : 1;
 }
 
 int fs_block_prepare(struct fs *fs, struct fs_ref *r, const uint8_t *plain,
 		     size_t len)
 {
-	uint32_t rc, slen;
-	uint64_t csum;
 	int ret;
 
 	r->plain = plain;
 	r->plainlen = len;
 	if (r->appended)
 		return 0;
-	ret = block_val_get(fs, r->id, &rc, &slen, &csum);
-	if (ret == 0)
-		return 0;	/* a copy exists: dedup */
-	if (ret != -ENOENT)
+	ret = fs_block_exists(fs, r->id);
+	if (ret < 0)
 		return ret;
+	if (ret == 1)
+		return 0;	/* a good copy exists: dedup */
 	return fs_block_append(fs, r, plain, len);
 }
 
@@ -778,7 +791,29 @@ int fs_commit(struct fs *fs, struct journal_txn *t, struct fs_refs *refs,
 				break;
 			}
 			n = (int64_t)rc + r->delta;
-			if (n > 0) {
+			if (n > 0 && r->appended && block_marked_bad(fs, r->id)) {
+				/*
+				 * The stored copy was recorded damaged and we
+				 * have a fresh one: it heals every file that
+				 * shares the block; the bad copy is released.
+				 */
+				uint8_t bkey[1 + KEY_ID_BYTES];
+				struct store_loc old;
+
+				if (block_loc_get(fs, r->id, &old) == 0)
+					journal_txn_release_block(t, r->id, &old);
+				block_val_put(fs, t, r->id, (uint32_t)n,
+					      r->loc.len, r->csum);
+				journal_txn_block(t, r->id, &r->loc);
+				bkey[0] = 'B';
+				memcpy(bkey + 1, r->id, KEY_ID_BYTES);
+				journal_txn_local_delete(t, bkey, sizeof(bkey));
+				r->appended = false;
+				log_notice("damaged block %02x%02x%02x%02x stored "
+					   "again from new data: its files read "
+					   "whole again", r->id[0], r->id[1],
+					   r->id[2], r->id[3]);
+			} else if (n > 0) {
 				block_val_put(fs, t, r->id, (uint32_t)n, slen,
 					      csum);
 			} else {

@@ -575,6 +575,68 @@ START_TEST(test_fs_reap_races_readd)
 }
 END_TEST
 
+/*
+ * A block fsck recorded as damaged ('B' in the local column family) is
+ * not shared by new writes of the same data: the fresh copy replaces it,
+ * and the file that held the damaged copy reads whole again.
+ */
+START_TEST(test_fs_bad_block_healed_by_new_copy)
+{
+	struct ffix f;
+	uint8_t data[16384], back[16384], id[32], key[33], *val, flip;
+	struct store_iter *it;
+	struct store_loc loc;
+	char segpath[4096];
+	uint64_t a, b;
+	size_t klen, vlen;
+	int fd;
+
+	ffix_open_bs(&f, 16384);
+	for (size_t q = 0; q < sizeof(data); q++)
+		data[q] = (uint8_t)(q * 7 + 3);
+	a = mkfile(&f, FS_ROOT_INO, "a");
+	ck_assert_int_eq(fs_write(f.fs, a, data, sizeof(data), 0), (ssize_t)sizeof(data));
+	ck_assert_int_eq(fs_sync(f.fs), 0);
+	ck_assert_int_eq(store_iter_new(volume_store(f.v), STORE_CF_EXTENT, &it), 0);
+	store_iter_seek_first(it);
+	ck_assert(store_iter_valid(it));
+	memcpy(id, store_iter_value(it, &vlen), 32);
+	store_iter_free(it);
+	key[0] = 'L';
+	memcpy(key + 1, id, 32);
+	ck_assert_int_eq(store_get(volume_store(f.v), STORE_CF_LOCAL, key, 33,
+				   (void **)&val, &vlen), 0);
+	ck_assert_int_eq(store_loc_decode(val, vlen, &loc), 0);
+	free(val);
+	/* Damage the stored copy and mark it, as fsck -y does. */
+	snprintf(segpath, sizeof(segpath), "%s/seg/%08u", f.dir, loc.seg);
+	fd = open(segpath, O_RDWR);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pread(fd, &flip, 1, (off_t)loc.off + 100), 1);
+	flip ^= 0xff;
+	ck_assert_int_eq(pwrite(fd, &flip, 1, (off_t)loc.off + 100), 1);
+	close(fd);
+	{
+		struct store_batch *sb;
+
+		key[0] = 'B';
+		ck_assert_int_eq(store_batch_new(&sb), 0);
+		store_batch_put(sb, STORE_CF_LOCAL, key, 33, "\0\0\0\0\0\0\0\1", 8);
+		ck_assert_int_eq(store_write(volume_store(f.v), sb, true), 0);
+		store_batch_free(sb);
+	}
+	ck_assert_int_eq(fs_read(f.fs, a, back, sizeof(back), 0), -EIO);
+	b = mkfile(&f, FS_ROOT_INO, "b");
+	ck_assert_int_eq(fs_write(f.fs, b, data, sizeof(data), 0), (ssize_t)sizeof(data));
+	ck_assert_int_eq(fs_sync(f.fs), 0);
+	ck_assert_int_eq(fs_read(f.fs, a, back, sizeof(back), 0), (ssize_t)sizeof(back));
+	ck_assert_mem_eq(back, data, sizeof(data));
+	ck_assert_int_eq(store_get_buf(volume_store(f.v), STORE_CF_LOCAL, key, 33,
+				       NULL, 0, &klen), -ENOENT);
+	ffix_close(&f);
+}
+END_TEST
+
 /* ---- replay ---- */
 
 struct fetch_ctx {
@@ -746,6 +808,7 @@ static Suite *fs_suite(void)
 	tcase_add_test(core, test_fs_readdir_stable_offsets);
 	tcase_add_test(core, test_fs_rdonly);
 	tcase_add_test(core, test_fs_reap_races_readd);
+	tcase_add_test(core, test_fs_bad_block_healed_by_new_copy);
 	tcase_add_test(errors, test_fs_errnos);
 	tcase_add_test(errors, test_fs_wrong_passphrase);
 	tcase_add_test(replay, test_fs_replay_rebuilds_same_state);
