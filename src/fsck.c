@@ -733,6 +733,8 @@ bool fsck_can_journal(struct fsck *f)
 		f->jerr = ret;
 		return false;
 	}
+	/* Blocks freed by repairs are released at close, not under the scan. */
+	journal_reaper_off(f->j);
 	return true;
 }
 

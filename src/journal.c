@@ -33,6 +33,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 
@@ -205,6 +206,23 @@ static void *reaper_main(void *arg)
 			pthread_cond_wait(&j->reaper_wake, &j->reaper_lock);
 		if (j->reaper_stop)
 			break;
+		/*
+		 * Coalesce: at most one reap a second, so that punches do not
+		 * contend with every fsync on the segment they touch.
+		 */
+		{
+			struct timespec until;
+
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_sec += 1;
+			while (!j->reaper_stop &&
+			       pthread_cond_timedwait(&j->reaper_wake,
+						      &j->reaper_lock,
+						      &until) == 0)
+				;
+			if (j->reaper_stop)
+				break;
+		}
 		j->reap_wanted = false;
 		pthread_mutex_unlock(&j->reaper_lock);
 		if (journal_reap(j))
@@ -276,6 +294,18 @@ out:
 	return ret;
 }
 
+void journal_reaper_off(struct journal *j)
+{
+	if (!j->reaper_on)
+		return;
+	pthread_mutex_lock(&j->reaper_lock);
+	j->reaper_stop = true;
+	pthread_cond_signal(&j->reaper_wake);
+	pthread_mutex_unlock(&j->reaper_lock);
+	pthread_join(j->reaper, NULL);
+	j->reaper_on = false;
+}
+
 void journal_close(struct journal *j)
 {
 	if (!j)
@@ -283,13 +313,7 @@ void journal_close(struct journal *j)
 	if (j->k && !store_rdonly(j->st) && j->signed_seq != j->head.seq)
 		if (journal_sync(j))
 			log_err("cannot sign the journal head at close");
-	if (j->reaper_on) {
-		pthread_mutex_lock(&j->reaper_lock);
-		j->reaper_stop = true;
-		pthread_cond_signal(&j->reaper_wake);
-		pthread_mutex_unlock(&j->reaper_lock);
-		pthread_join(j->reaper, NULL);
-	}
+	journal_reaper_off(j);
 	/* Space of everything deleted comes back by the end of the unmount. */
 	if (!store_rdonly(j->st) && journal_reap(j))
 		log_err("cannot release the space of deleted blocks at close");

@@ -120,6 +120,11 @@ void journal_txn_release_block(struct journal_txn *t,
 			       const struct store_loc *loc);
 /* Release pinned blocks that every cursor has passed. */
 int journal_reap(struct journal *j) MUST_CHECK;
+/*
+ * Stop releasing blocks in the background (fsck: nothing may be punched
+ * under its scan); journal_reap() and journal_close() still release them.
+ */
+void journal_reaper_off(struct journal *j);
 
 /*
  * Parse one record (untrusted bytes). fn is called per op. -EUCLEAN on any
