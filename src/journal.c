@@ -546,35 +546,9 @@ out:
 	return ret;
 }
 
-int journal_cursor_set(struct journal *j, const char *name, uint64_t seq)
-{
-	struct store_batch *b = NULL;
-	uint8_t key[65], val[8];
-	size_t n = strlen(name);
-	int ret;
-
-	if (n == 0 || n > 64)
-		return -EINVAL;
-	key[0] = 'C';
-	memcpy(key + 1, name, n);
-	put_be64(val, seq);
-	ret = store_batch_new(&b);
-	if (ret)
-		return ret;
-	store_batch_put(b, STORE_CF_LOCAL, key, n + 1, val, sizeof(val));
-	ret = store_write(j->st, b, true);
-	store_batch_free(b);
-	if (ret)
-		return ret;
-	pthread_mutex_lock(&j->lock);
-	ret = load_cursors(j);
-	pthread_mutex_unlock(&j->lock);
-	if (ret == 0)
-		ret = journal_reap(j);
-	return ret;
-}
-
-int journal_cursor_del(struct journal *j, const char *name)
+/* Put (val) or delete (val NULL) cursor name, then reload the minimum. */
+static int cursor_write(struct journal *j, const char *name,
+			const uint8_t *val)
 {
 	struct store_batch *b = NULL;
 	uint8_t key[65];
@@ -588,7 +562,10 @@ int journal_cursor_del(struct journal *j, const char *name)
 	ret = store_batch_new(&b);
 	if (ret)
 		return ret;
-	store_batch_delete(b, STORE_CF_LOCAL, key, n + 1);
+	if (val)
+		store_batch_put(b, STORE_CF_LOCAL, key, n + 1, val, 8);
+	else
+		store_batch_delete(b, STORE_CF_LOCAL, key, n + 1);
 	ret = store_write(j->st, b, true);
 	store_batch_free(b);
 	if (ret)
@@ -599,6 +576,19 @@ int journal_cursor_del(struct journal *j, const char *name)
 	if (ret == 0)
 		ret = journal_reap(j);
 	return ret;
+}
+
+int journal_cursor_set(struct journal *j, const char *name, uint64_t seq)
+{
+	uint8_t val[8];
+
+	put_be64(val, seq);
+	return cursor_write(j, name, val);
+}
+
+int journal_cursor_del(struct journal *j, const char *name)
+{
+	return cursor_write(j, name, NULL);
 }
 
 uint64_t journal_min_cursor(struct journal *j)
