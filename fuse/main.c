@@ -41,6 +41,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,6 +66,73 @@
  * so init() tells fs to leave those times alone (fs_set_kernel_cmtime).
  */
 #define EFS_WRITEBACK_DEFAULT 1
+
+/*
+ * The kernel reads a FUSE mount in 128 KiB requests unless the mount's
+ * read_ahead_kb is raised (root only): at 1 MiB, a sequential read reaches
+ * the daemon as whole runs of blocks (cold reads here: 533 -> 715 MB/s). The
+ * device number comes from mountinfo: a stat() of the mount point would
+ * wait for this very daemon, whose loop has not started yet.
+ */
+#define EFS_READAHEAD_KB 1024
+
+/* Undo mountinfo's octal escapes (\040 for a space) in place. */
+static void efs_unescape(char *p)
+{
+	char *o = p;
+
+	for (; *p; p++) {
+		if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' &&
+		    p[2] <= '7' && p[3] >= '0' && p[3] <= '7') {
+			*o++ = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 +
+				      (p[3] - '0'));
+			p += 3;
+		} else {
+			*o++ = *p;
+		}
+	}
+	*o = '\0';
+}
+
+static void efs_raise_readahead(const char *mnt)
+{
+	unsigned maj = 0, min = 0;
+	char line[8192], path[96];
+	bool found = false;
+	FILE *f;
+
+	if (geteuid() != 0)
+		return;
+	f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		char point[4096];
+		unsigned a, b;
+
+		if (sscanf(line, "%*u %*u %u:%u %*s %4095s", &a, &b, point) != 3)
+			continue;
+		efs_unescape(point);
+		if (!strcmp(point, mnt)) {
+			maj = a;
+			min = b;
+			found = true;	/* the last one is the topmost */
+		}
+	}
+	fclose(f);
+	if (!found)
+		return;
+	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb", maj,
+		 min);
+	f = fopen(path, "we");
+	if (!f) {
+		log_dbg(LOG_DBG_FUSE, "cannot open %s: %s", path, strerror(errno));
+		return;
+	}
+	fprintf(f, "%u\n", EFS_READAHEAD_KB);
+	if (fclose(f))
+		log_dbg(LOG_DBG_FUSE, "cannot set %s: %s", path, strerror(errno));
+}
 
 /* Targets of the -o options we read ourselves (fuse_opt, offsetof). */
 struct efs_conf {
@@ -533,6 +601,7 @@ static int efs_serve(struct efs_cmd *c, struct fuse_session *se,
 		log_err("cannot mount '%s' on '%s'", c->store, c->mnt);
 		goto out_handlers;
 	}
+	efs_raise_readahead(c->mnt);
 	if (ready_fd >= 0)
 		efs_detach(ready_fd);
 	else if (chdir("/"))
