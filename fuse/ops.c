@@ -16,6 +16,7 @@
 #include "fuse_int.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -464,37 +465,6 @@ static int efs_dirbuf_add(void *arg, const char *name, uint64_t ino,
 	return 0;
 }
 
-static void efs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-			struct fuse_file_info *fi)
-{
-	struct efs_dirbuf d;
-	int rc;
-
-	(void)fi;
-	if (off < 0) {
-		fuse_reply_err(req, EINVAL);
-		return;
-	}
-	d.req = req;
-	d.size = size;
-	d.len = 0;
-	d.buf = malloc(size ? size : 1);
-	if (!d.buf) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	rc = fs_readdir(efs_fs(req), ino, (uint64_t)off, efs_dirbuf_add, &d);
-	/*
-	 * An error after some entries: send those; the next call, from the
-	 * last offset, meets the error again and reports it.
-	 */
-	if (rc < 0 && d.len == 0)
-		fuse_reply_err(req, -rc);
-	else
-		fuse_reply_buf(req, d.buf, d.len);
-	free(d.buf);
-}
-
 static int efs_dirbuf_add_plus(void *arg, const char *name,
 			       const struct fs_attr *a, uint64_t next_off)
 {
@@ -511,14 +481,16 @@ static int efs_dirbuf_add_plus(void *arg, const char *name,
 	return 0;
 }
 
-/* Entries with attributes: ls -l, find, du and rsync skip a lookup each. */
-static void efs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
-			    off_t off, struct fuse_file_info *fi)
+/*
+ * readdir and readdirplus: fill a buffer of the kernel's size. readdirplus
+ * entries carry attributes, so ls -l, find, du and rsync skip a lookup each.
+ */
+static void efs_readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size,
+			       off_t off, bool plus)
 {
 	struct efs_dirbuf d;
 	int rc;
 
-	(void)fi;
 	if (off < 0) {
 		fuse_reply_err(req, EINVAL);
 		return;
@@ -531,13 +503,35 @@ static void efs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	rc = fs_readdirplus(efs_fs(req), ino, (uint64_t)off,
-			    efs_dirbuf_add_plus, &d);
+	if (plus)
+		rc = fs_readdirplus(efs_fs(req), ino, (uint64_t)off,
+				    efs_dirbuf_add_plus, &d);
+	else
+		rc = fs_readdir(efs_fs(req), ino, (uint64_t)off, efs_dirbuf_add,
+				&d);
+	/*
+	 * An error after some entries: send those; the next call, from the
+	 * last offset, meets the error again and reports it.
+	 */
 	if (rc < 0 && d.len == 0)
 		fuse_reply_err(req, -rc);
 	else
 		fuse_reply_buf(req, d.buf, d.len);
 	free(d.buf);
+}
+
+static void efs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			struct fuse_file_info *fi)
+{
+	(void)fi;
+	efs_readdir_common(req, ino, size, off, false);
+}
+
+static void efs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			    off_t off, struct fuse_file_info *fi)
+{
+	(void)fi;
+	efs_readdir_common(req, ino, size, off, true);
 }
 
 static void efs_releasedir(fuse_req_t req, fuse_ino_t ino,

@@ -588,6 +588,14 @@ int fs_data_truncate(struct fs *fs, struct fs_inode *i, uint64_t size,
 
 /* ---- read and write ---- */
 
+/* Data calls on a directory or a special file: the errno Linux returns. */
+static int regular_file(const struct fs_inode *i)
+{
+	if (S_ISDIR(i->a.mode))
+		return -EISDIR;
+	return S_ISREG(i->a.mode) ? 0 : -EINVAL;
+}
+
 ssize_t fs_read(struct fs *fs, uint64_t ino, void *buf, size_t size,
 		uint64_t off)
 {
@@ -599,14 +607,9 @@ ssize_t fs_read(struct fs *fs, uint64_t ino, void *buf, size_t size,
 	ret = fs_inode_lock(fs, ino, false, &i);
 	if (ret)
 		return ret;
-	if (S_ISDIR(i->a.mode)) {
-		ret = -EISDIR;
+	ret = regular_file(i);
+	if (ret)
 		goto out;
-	}
-	if (!S_ISREG(i->a.mode)) {
-		ret = -EINVAL;
-		goto out;
-	}
 	if (off >= i->a.size) {
 		ret = 0;
 		goto out;
@@ -688,14 +691,9 @@ ssize_t fs_write(struct fs *fs, uint64_t ino, const void *buf, size_t size,
 	ret = fs_inode_lock(fs, ino, true, &i);
 	if (ret)
 		return ret;
-	if (S_ISDIR(i->a.mode)) {
-		ret = -EISDIR;
+	ret = regular_file(i);
+	if (ret)
 		goto out;
-	}
-	if (!S_ISREG(i->a.mode)) {
-		ret = -EINVAL;
-		goto out;
-	}
 	ret = write_locked(fs, i, buf, size, off);
 	if (ret)
 		goto out;
