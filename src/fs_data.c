@@ -333,6 +333,8 @@ struct flush_blk {
 	size_t len;		/* trimmed; 0 = hole */
 	uint8_t id[KEY_ID_BYTES];
 	struct fs_ref *ref;	/* set when this block must be sealed */
+	uint8_t *sealed;	/* its sealed bytes, until appended */
+	size_t slen;
 };
 
 struct flush_ctx {
@@ -355,8 +357,50 @@ static int flush_seal(void *arg, size_t q)
 {
 	struct flush_ctx *c = arg;
 	struct flush_blk *b = c->seal[q];
+	int ret;
 
-	return fs_block_append(c->fs, b->ref, b->buf, b->len);
+	b->sealed = malloc(CODEC_SEALED_MAX(b->len));
+	if (!b->sealed)
+		return -ENOMEM;
+	ret = codec_seal(c->fs->codec, b->id, b->buf, b->len, b->sealed,
+			 &b->slen);
+	if (ret == 0)
+		b->ref->csum = codec_checksum(b->sealed, b->slen);
+	return ret;
+}
+
+/* The sealed blocks of a flush go to their segment in one write. */
+static int flush_append(struct fs *fs, struct flush_ctx *c, size_t n)
+{
+	const uint8_t **ids;
+	const void **sealed;
+	size_t *lens;
+	struct store_loc *locs;
+	int ret = -ENOMEM;
+
+	ids = malloc(n * sizeof(*ids));
+	sealed = malloc(n * sizeof(*sealed));
+	lens = malloc(n * sizeof(*lens));
+	locs = malloc(n * sizeof(*locs));
+	if (!ids || !sealed || !lens || !locs)
+		goto out;
+	for (size_t q = 0; q < n; q++) {
+		ids[q] = c->seal[q]->id;
+		sealed[q] = c->seal[q]->sealed;
+		lens[q] = c->seal[q]->slen;
+	}
+	ret = store_seg_append_batch(fs->st, n, ids, sealed, lens, locs);
+	if (ret == 0)
+		for (size_t q = 0; q < n; q++) {
+			c->seal[q]->ref->loc = locs[q];
+			c->seal[q]->ref->appended = true;
+		}
+out:
+	free(ids);
+	free(sealed);
+	free(lens);
+	free(locs);
+	return ret;
 }
 
 int fs_data_flush(struct fs *fs, struct fs_inode *i, bool sync)
@@ -468,6 +512,8 @@ int fs_data_flush(struct fs *fs, struct fs_inode *i, bool sync)
 	for (size_t q = 0; q < nseal; q++)
 		c.seal[q]->ref = fs_refs_add(&refs, c.seal[q]->id, 0);
 	ret = fs_parallel(fs, nseal, flush_seal, &c);
+	if (ret == 0 && nseal)
+		ret = flush_append(fs, &c, nseal);
 	if (ret)
 		goto out;
 	fs_put_inode(fs, t, i);
@@ -486,6 +532,8 @@ out:
 				 "until files are deleted (ino=%llu)",
 				 store_path(fs->st), (unsigned long long)i->ino);
 	}
+	for (size_t q = 0; q < nseal; q++)
+		free(c.seal[q]->sealed);
 	fs_refs_release(&refs);
 	journal_txn_free(t);
 	free(c.b);

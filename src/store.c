@@ -1249,6 +1249,122 @@ int store_seg_append(struct store *st, const uint8_t id[static 32],
 	return 0;
 }
 
+/*
+ * Records of one flush go to one contiguous run of the active segment with
+ * one pwritev per chunk: the pool threads that sealed them no longer queue
+ * on the segment file's inode lock, and only the chunk's last page is
+ * partial (the kernel zeroes the rest of a page it has to create).
+ */
+#define STORE_BATCH_RECS  256	/* 3 iovecs each: under IOV_MAX */
+#define STORE_BATCH_BYTES (8u << 20)
+
+static int store_seg_append_chunk(struct store *st, size_t n,
+				  const uint8_t *const ids[],
+				  const void *const sealed[],
+				  const size_t lens[], struct store_loc locs[])
+{
+	uint8_t (*hdr)[STORE_SEG_HDR_BYTES];
+	struct iovec *iov;
+	struct store_seg *s;
+	uint64_t total = 0, off, pos;
+	int ret;
+
+	hdr = malloc(n * sizeof(*hdr));
+	iov = malloc(3 * n * sizeof(*iov));
+	if (!hdr || !iov) {
+		free(hdr);
+		free(iov);
+		return -ENOMEM;
+	}
+	for (size_t q = 0; q < n; q++) {
+		uint64_t span = store_round_up(STORE_SEG_HDR_BYTES + lens[q]);
+
+		put_be32(hdr[q], STORE_SEG_REC_MAGIC);
+		put_be32(hdr[q] + 4, (uint32_t)lens[q]);
+		memcpy(hdr[q] + 8, ids[q], 32);
+		put_be64(hdr[q] + 40, store_rec_hash(ids[q], sealed[q], lens[q]));
+		iov[3 * q].iov_base = hdr[q];
+		iov[3 * q].iov_len = STORE_SEG_HDR_BYTES;
+		iov[3 * q + 1].iov_base = store_unconst(sealed[q]);
+		iov[3 * q + 1].iov_len = lens[q];
+		iov[3 * q + 2].iov_base = store_unconst(store_zero);
+		iov[3 * q + 2].iov_len = span - STORE_SEG_HDR_BYTES - lens[q];
+		total += span;
+	}
+	for (;;) {
+		s = atomic_load_explicit(&st->active, memory_order_acquire);
+		pthread_rwlock_rdlock(&s->edge);
+		off = atomic_fetch_add_explicit(&s->tail, total,
+						memory_order_relaxed);
+		if (off + total <= STORE_SEG_MAX)
+			break;
+		pthread_rwlock_unlock(&s->edge);
+		ret = store_seg_roll(st, s);
+		if (ret < 0)
+			goto out;
+	}
+	ret = store_pwritev_all(s->fd, iov, (int)(3 * n), off);
+	pthread_rwlock_unlock(&s->edge);
+	if (ret < 0) {
+		log_err("cannot write segment '%s/seg/%08" PRIu32
+			"' at %" PRIu64 ": %s",
+			st->path, s->nr, off, strerror(-ret));
+		(void)store_punch(s->fd, off, total);
+		goto out;
+	}
+	atomic_fetch_add_explicit(&s->wgen, 1, memory_order_release);
+	pos = off;
+	for (size_t q = 0; q < n; q++) {
+		locs[q].seg = s->nr;
+		locs[q].len = (uint32_t)lens[q];
+		locs[q].off = pos;
+		pos += store_round_up(STORE_SEG_HDR_BYTES + lens[q]);
+	}
+out:
+	free(hdr);
+	free(iov);
+	return ret;
+}
+
+int store_seg_append_batch(struct store *st, size_t n,
+			   const uint8_t *const ids[],
+			   const void *const sealed[], const size_t lens[],
+			   struct store_loc locs[])
+{
+	size_t q = 0;
+
+	if (st->rdonly)
+		return -EROFS;
+	for (size_t k = 0; k < n; k++)
+		if (lens[k] > STORE_BATCH_BYTES)
+			return -EINVAL;
+	while (q < n) {
+		size_t m = 0;
+		uint64_t bytes = 0;
+		int ret;
+
+		while (q + m < n && m < STORE_BATCH_RECS &&
+		       bytes + lens[q + m] <= STORE_BATCH_BYTES) {
+			bytes += store_round_up(STORE_SEG_HDR_BYTES +
+						lens[q + m]);
+			m++;
+		}
+		if (m == 0)
+			m = 1;
+		ret = store_seg_append_chunk(st, m, ids + q, sealed + q,
+					     lens + q, locs + q);
+		if (ret) {
+			/* Nothing is kept: the caller names no record. */
+			for (size_t k = 0; k < q; k++)
+				if (store_seg_free(st, &locs[k]))
+					break;	/* garbage for fsck */
+			return ret;
+		}
+		q += m;
+	}
+	return 0;
+}
+
 /* Validate a location against the segment table; -EUCLEAN if it cannot be. */
 static int store_loc_check(struct store *st, const struct store_loc *loc,
 			   struct store_seg **s)
@@ -1619,6 +1735,10 @@ static int store_scan_fill(struct store_scan *sc, uint64_t pos, size_t need)
 		if (sc->bytes_read)
 			*sc->bytes_read += (uint64_t)r;
 	}
+	/* The next window is read by the kernel while this one is checked. */
+	if (sc->bend < sc->size)
+		(void)posix_fadvise(sc->fd, (off_t)sc->bend, (off_t)sc->cap,
+				    POSIX_FADV_WILLNEED);
 	return 0;
 }
 

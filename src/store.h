@@ -147,6 +147,14 @@ int store_iter_status(const struct store_iter *it) MUST_CHECK;
 int store_seg_append(struct store *st, const uint8_t id[static 32],
 		     const void *sealed, size_t len, struct store_loc *loc) MUST_CHECK;
 /*
+ * Append n records in one contiguous run (in chunks of at most 8 MiB):
+ * locs[q] is filled for each. On an error none is kept.
+ */
+int store_seg_append_batch(struct store *st, size_t n,
+			   const uint8_t *const ids[],
+			   const void *const sealed[], const size_t lens[],
+			   struct store_loc locs[]) MUST_CHECK;
+/*
  * Read the sealed bytes at loc into buf (loc->len bytes), checking the
  * record header: magic, id and XXH3 checksum. -EUCLEAN on a mismatch, -EIO.
  */

@@ -581,6 +581,65 @@ static int span_cmp(const void *a, const void *b)
 	return x->off < y->off ? -1 : x->off > y->off;
 }
 
+/* A batch of records: one contiguous run, split into chunks, read back. */
+START_TEST(test_store_seg_append_batch)
+{
+	enum { N = 600 };	/* more records than one chunk holds */
+	static uint8_t ids[N][32];
+	const uint8_t *idp[N];
+	const void *data[N];
+	size_t lens[N];
+	struct store_loc loc[N];
+	uint8_t *bufs[N], got[20000];
+	struct store *st;
+
+	st = open_store(STORE_CREATE);
+	for (size_t i = 0; i < N; i++) {
+		lens[i] = 1 + (i * 7919) % 19000;
+		bufs[i] = malloc(lens[i]);
+		ck_assert_ptr_nonnull(bufs[i]);
+		fill(bufs[i], lens[i], i);
+		make_id(ids[i], 5000 + i);
+		idp[i] = ids[i];
+		data[i] = bufs[i];
+	}
+	ck_assert_int_eq(store_seg_append_batch(st, N, idp, data, lens, loc), 0);
+	for (size_t i = 0; i < N; i++) {
+		ck_assert_uint_eq(loc[i].len, lens[i]);
+		ck_assert_uint_eq(loc[i].off % STORE_SEG_ALIGN, 0);
+		if (i && loc[i].seg == loc[i - 1].seg)
+			ck_assert_uint_ge(loc[i].off,
+					  loc[i - 1].off +
+					      store_seg_span(loc[i - 1].len));
+		/* within a chunk the records follow one another exactly */
+		if (i % 256 && loc[i].seg == loc[i - 1].seg)
+			ck_assert_uint_eq(loc[i].off,
+					  loc[i - 1].off +
+					      store_seg_span(loc[i - 1].len));
+		ck_assert_int_eq(store_seg_read(st, &loc[i], ids[i], got), 0);
+		ck_assert_mem_eq(got, bufs[i], lens[i]);
+	}
+	/* A single append afterwards lands past the batch. */
+	{
+		struct store_loc more;
+		uint8_t id[32];
+
+		make_id(id, 99);
+		ck_assert_int_eq(store_seg_append(st, id, "x", 1, &more), 0);
+		ck_assert_uint_ge(more.off, loc[N - 1].off +
+						store_seg_span(loc[N - 1].len));
+	}
+	ck_assert_int_eq(store_seg_append_batch(st, 0, idp, data, lens, loc), 0);
+	store_close(st);
+	st = open_store(STORE_RDONLY);
+	ck_assert_int_eq(store_seg_append_batch(st, 1, idp, data, lens, loc),
+			 -EROFS);
+	store_close(st);
+	for (size_t i = 0; i < N; i++)
+		free(bufs[i]);
+}
+END_TEST
+
 START_TEST(test_store_seg_threads)
 {
 	static struct seg_worker w[SEG_THREADS];
@@ -1244,6 +1303,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_store_iter_order);
 	tcase_add_test(tc, test_store_get_buf);
 	tcase_add_test(tc, test_store_seg_roundtrip);
+	tcase_add_test(tc, test_store_seg_append_batch);
 	tcase_add_test(tc, test_store_seg_threads);
 	tcase_add_test(tc, test_store_seg_free_punch);
 	tcase_add_test(tc, test_store_loc_codec);
