@@ -71,6 +71,19 @@ emb_timeout 60 fsck.embassyfs -n "${FSCK_OPTS[@]}" store >"$T/out.n" 2>&1 || rc=
 [ "$(store_sum)" = "$before" ] || fail "$case_name: fsck -n changed the store"
 [ "$rc" -lt 16 ] || { cat "$T/out.n" >&2; fail "$case_name: fsck -n exited $rc"; }
 
+# Kept for the report of a failure: the damaged store as the runs met it.
+cp -a store "$T/store.damaged"
+diagnose()
+{
+	echo "--- diagnosis: the damaged store before run 1 ($T/store.damaged)" >&2
+	(cd "$T/store.damaged" && find . -type f -printf '%p %s %b\n' | LC_ALL=C sort) >&2
+	fsck.embassyfs -n --json "${FSCK_OPTS[@]}" "$T/store.damaged" >&2 || true
+	echo "--- run 1 stderr" >&2
+	cat "$T/err.1" >&2
+	echo "--- daemon logs" >&2
+	cat "$T"/log/daemon.*.log >&2 || true
+}
+
 for run in 1 2; do
 	rc=0
 	emb_timeout 120 fsck.embassyfs "$FSCK_MODE" "${FSCK_OPTS[@]}" store \
@@ -81,6 +94,7 @@ for run in 1 2; do
 		cp "$T/out.$run.f" "$case_dir/expect.$run"
 	elif ! diff -u "$case_dir/expect.$run" "$T/out.$run.f" >&2; then
 		cat "$T/err.$run" >&2
+		diagnose
 		fail "$case_name: run $run differs from expect.$run"
 	fi
 done
