@@ -25,12 +25,16 @@
  */
 #include "fsck.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "fs.h"
 #include "fsck_int.h"
@@ -823,7 +827,7 @@ out:
 
 /* ---- run and summary ---- */
 
-static double now_s(void)
+double fsck_now(void)
 {
 	struct timespec ts;
 
@@ -831,8 +835,45 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/*
+ * The passes walk RocksDB's tables in key order with small reads, while
+ * the segment scan holds the disk: from a cold cache the table reads took
+ * longer than the whole segment scan. The kernel is asked to read every
+ * table file ahead, in large requests, while pass 0 starts; -n is not
+ * affected (nothing is written), and memory is the page cache's.
+ */
+static void *prefetch_main(void *arg)
+{
+	const char *store = arg;
+	char path[4096];
+	struct dirent *d;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "%s/db", store);
+	dir = opendir(path);
+	if (!dir)
+		return NULL;
+	while ((d = readdir(dir))) {
+		size_t n = strlen(d->d_name);
+		int fd;
+
+		if (n < 4 || (strcmp(d->d_name + n - 4, ".sst") &&
+			      strcmp(d->d_name + n - 4, ".log")))
+			continue;
+		fd = openat(dirfd(dir), d->d_name, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		(void)posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+		close(fd);
+	}
+	closedir(dir);
+	return NULL;
+}
+
 int fsck_run(struct fsck *f)
 {
+	pthread_t prefetch;
+	bool prefetching;
 	double t0;
 	int ret;
 
@@ -862,9 +903,11 @@ int fsck_run(struct fsck *f)
 	if (f->o.compare)
 		return fsck_compare(f);
 
-	t0 = now_s();
+	prefetching = pthread_create(&prefetch, NULL, prefetch_main,
+				     (void *)(uintptr_t)f->o.store) == 0;
+	t0 = fsck_now();
 	ret = fsck_pass0(f);
-	log_dbg(LOG_DBG_FSCK, "pass 0: %.3f s", now_s() - t0);
+	log_dbg(LOG_DBG_FSCK, "pass 0: %.3f s", fsck_now() - t0);
 	for (size_t q = 0; q < ARRAY_SIZE(fsck_passes) && !ret; q++) {
 		const struct fsck_pass_desc *p = &fsck_passes[q];
 
@@ -873,9 +916,9 @@ int fsck_run(struct fsck *f)
 		if (p->keyed && !f->k)
 			continue;
 		fsck_pass_begin(f, p->nr, p->title);
-		t0 = now_s();
+		t0 = fsck_now();
 		ret = p->fn(f);
-		log_dbg(LOG_DBG_FSCK, "pass %u: %.3f s", p->nr, now_s() - t0);
+		log_dbg(LOG_DBG_FSCK, "pass %u: %.3f s", p->nr, fsck_now() - t0);
 		if (ret == -ECANCELED)
 			ret = 0;
 		if (ret)
@@ -884,6 +927,8 @@ int fsck_run(struct fsck *f)
 		fsck_pass_end(f);
 	}
 	fsck_close_store(f);
+	if (prefetching)
+		pthread_join(prefetch, NULL);
 	return f->library ? -EIO : 0;
 }
 

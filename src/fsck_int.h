@@ -267,6 +267,11 @@ static inline bool fsck_keyed(const struct fsck *f)
 }
 
 /* fsck_maps.c */
+/* Monotonic seconds, for the debug timings of the passes. */
+double fsck_now(void);
+/* Zeroed tables; large ones on huge pages. Free with the same n and size. */
+void *fsck_table_calloc(size_t n, size_t size);
+void fsck_table_free(void *p, size_t n, size_t size);
 int fsck_blk_init(struct fsck_blkmap *m, size_t expect) MUST_CHECK;
 void fsck_blk_release(struct fsck_blkmap *m);
 struct fsck_blk *fsck_blk_find(const struct fsck_blkmap *m, const uint8_t *id);

@@ -48,6 +48,7 @@
 #include <xxhash.h>
 
 #include "fsck_int.h"
+#include "log.h"
 
 #define SEQ_MASK     ((UINT64_C(1) << 56) - 1)
 #define SEQ_DEL	     (UINT64_C(1) << 63)
@@ -167,7 +168,7 @@ static int keys_grow(struct p4 *p, size_t want)
 
 	while (cap < want)
 		cap *= 2;
-	struct jkey *t = calloc(cap, sizeof(*t));
+	struct jkey *t = fsck_table_calloc(cap, sizeof(*t));
 
 	if (!t)
 		return -ENOMEM;
@@ -182,7 +183,7 @@ static int keys_grow(struct p4 *p, size_t want)
 			s = (s + 1) & (cap - 1);
 		t[s] = *e;
 	}
-	free(p->keys);
+	fsck_table_free(p->keys, p->kcap, sizeof(*p->keys));
 	p->keys = t;
 	p->kcap = cap;
 	return 0;
@@ -1019,6 +1020,7 @@ int fsck_pass4(struct fsck *f)
 	struct fsck_pctx pc = {0};
 	uint8_t hv[JOURNAL_SIGNED_HEAD_BYTES];
 	size_t hl;
+	double t0;
 	int ret;
 
 	if (store_get_buf(f->st, STORE_CF_SUPER, "head", 4, hv, sizeof(hv),
@@ -1037,7 +1039,9 @@ int fsck_pass4(struct fsck *f)
 		    keys_grow(&p, (size_t)MIN(live * 2, (uint64_t)1 << 28)))
 			return -ENOMEM;
 	}
+	t0 = fsck_now();
 	ret = check_layout(&p);
+	log_dbg(LOG_DBG_FSCK, "pass 4: layout %.3f s", fsck_now() - t0);
 	if (ret || fsck_stopped(f))
 		goto out;
 	if (p.count == 0) {
@@ -1050,7 +1054,9 @@ int fsck_pass4(struct fsck *f)
 	} else if (p.first > 1 && !move_to(&p, 1)) {
 		unverified(&p, "the journal was trimmed");
 	}
+	t0 = fsck_now();
 	ret = check_chain(&p);
+	log_dbg(LOG_DBG_FSCK, "pass 4: chain and replay %.3f s", fsck_now() - t0);
 	if (ret || fsck_stopped(f))
 		goto out;
 	check_head(&p);
@@ -1061,7 +1067,9 @@ int fsck_pass4(struct fsck *f)
 		fsck_problem(f, PR_4_UNVERIFIED, &pc);
 		goto out;
 	}
+	t0 = fsck_now();
 	ret = check_state(&p);
+	log_dbg(LOG_DBG_FSCK, "pass 4: state %.3f s", fsck_now() - t0);
 	if (ret == 0)
 		f->replay_ok = true;
 	/* The new records, if any, are signed again when the journal closes. */
@@ -1071,7 +1079,7 @@ out:
 	for (size_t q = 0; q < p.nmoves; q++)
 		free(p.moves[q].val);
 	free(p.moves);
-	free(p.keys);
+	fsck_table_free(p.keys, p.kcap, sizeof(*p.keys));
 	free(p.ranges);
 	free(p.rhead);
 	free(p.rkey);
