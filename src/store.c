@@ -63,6 +63,12 @@
 #define STORE_MAX_OPEN_FILES	  512
 #define STORE_CACHE_BYTES	  (64u << 20)
 #define STORE_WRITE_BUFFER_BYTES  (32u << 20)
+/*
+ * All memtables together: without a cap each busy family may hold two
+ * 32 MiB memtables, and at scale (a million files) the daemon's peak
+ * memory passed its 256 MiB bound. Past the cap the largest is flushed.
+ */
+#define STORE_DB_WRITE_BUFFER_BYTES (64u << 20)
 #define STORE_MAX_TOTAL_WAL_BYTES (256ull << 20)
 #define STORE_BACKGROUND_JOBS	  2
 #define STORE_BLOOM_BITS	  10.0
@@ -374,6 +380,7 @@ static rocksdb_options_t *store_options(const struct store *st, bool bloom,
 
 	rocksdb_options_set_compression(o, rocksdb_no_compression);
 	rocksdb_options_set_write_buffer_size(o, STORE_WRITE_BUFFER_BYTES);
+	rocksdb_options_set_db_write_buffer_size(o, STORE_DB_WRITE_BUFFER_BYTES);
 	rocksdb_options_set_level_compaction_dynamic_level_bytes(o, 1);
 
 	/*

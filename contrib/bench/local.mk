@@ -10,7 +10,7 @@ noinst_PROGRAMS += %D%/passthrough
 %C%_passthrough_CFLAGS = $(AM_CFLAGS) $(FUSE_CFLAGS)
 %C%_passthrough_LDADD = $(FUSE_LIBS) $(PTHREAD_LIBS)
 
-EXTRA_DIST += %D%/run %D%/scale %D%/summarize.py %D%/blocksize
+EXTRA_DIST += %D%/run %D%/scale %D%/summarize.py %D%/blocksize %D%/fsck
 
 BENCH_ARGS =
 bench: all
