@@ -33,6 +33,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -836,37 +837,113 @@ double fsck_now(void)
 }
 
 /*
- * The passes walk RocksDB's tables in key order with small reads, while
- * the segment scan holds the disk: from a cold cache the table reads took
- * longer than the whole segment scan. The kernel is asked to read every
- * table file ahead, in large requests, while pass 0 starts; -n is not
- * affected (nothing is written), and memory is the page cache's.
+ * The passes walk RocksDB's tables (mmap'd: STORE_SCAN) in key order, and
+ * from a cold cache every page they touched was a small synchronous read
+ * while the segment scan held the disk. A helper thread reads the table
+ * files first, in large requests, then asks for the head of the segments;
+ * nothing is written, and the memory is the page cache's.
  */
-static void *prefetch_main(void *arg)
+#define PREFETCH_BUF	   (4u << 20)
+#define PREFETCH_SEG_BYTES (512ull << 20)
+
+/* Read every table file of STORE/db once, in large requests. */
+static void prefetch_tables(const char *store)
 {
-	const char *store = arg;
 	char path[4096];
 	struct dirent *d;
+	void *buf;
 	DIR *dir;
 
 	snprintf(path, sizeof(path), "%s/db", store);
 	dir = opendir(path);
 	if (!dir)
-		return NULL;
-	while ((d = readdir(dir))) {
-		size_t n = strlen(d->d_name);
+		return;
+	buf = malloc(PREFETCH_BUF);
+	while (buf && (d = readdir(dir))) {
+		size_t len = strlen(d->d_name);
 		int fd;
 
-		if (n < 4 || (strcmp(d->d_name + n - 4, ".sst") &&
-			      strcmp(d->d_name + n - 4, ".log")))
+		if (len < 4 || (strcmp(d->d_name + len - 4, ".sst") &&
+				strcmp(d->d_name + len - 4, ".log")))
 			continue;
 		fd = openat(dirfd(dir), d->d_name, O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
 			continue;
-		(void)posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+		(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+		while (read(fd, buf, PREFETCH_BUF) > 0)
+			;
 		close(fd);
 	}
+	free(buf);
 	closedir(dir);
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * Ask for the head of the segments, which pass 1 scans once the block
+ * index is loaded: the disk stays busy meanwhile, and the scan's own
+ * read-ahead takes over from there.
+ */
+static void prefetch_segments(const char *store)
+{
+	uint64_t budget = PREFETCH_SEG_BYTES;
+	char path[4096], **names = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *d;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "%s/seg", store);
+	dir = opendir(path);
+	if (!dir)
+		return;
+	while ((d = readdir(dir))) {
+		char *name;
+
+		if (d->d_name[0] == '.')
+			continue;
+		if (n == cap) {
+			size_t c = cap ? 2 * cap : 16;
+			char **p = realloc(names, c * sizeof(*p));
+
+			if (!p)
+				break;
+			names = p;
+			cap = c;
+		}
+		name = strdup(d->d_name);
+		if (!name)
+			break;
+		names[n++] = name;
+	}
+	if (n)
+		qsort(names, n, sizeof(*names), cmp_name);
+	for (size_t q = 0; q < n; q++) {
+		int fd = openat(dirfd(dir), names[q], O_RDONLY | O_CLOEXEC);
+		struct stat sb;
+
+		if (fd >= 0 && budget && fstat(fd, &sb) == 0) {
+			uint64_t len = MIN((uint64_t)sb.st_size, budget);
+
+			(void)posix_fadvise(fd, 0, (off_t)len,
+					    POSIX_FADV_WILLNEED);
+			budget -= len;
+		}
+		if (fd >= 0)
+			close(fd);
+		free(names[q]);
+	}
+	free(names);
+	closedir(dir);
+}
+
+static void *prefetch_main(void *arg)
+{
+	prefetch_tables(arg);
+	prefetch_segments(arg);
 	return NULL;
 }
 

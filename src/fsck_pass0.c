@@ -120,7 +120,8 @@ int fsck_open_store(struct fsck *f)
 			 f->o.store);
 	}
 	for (;;) {
-		ret = store_open(f->o.store, f->rw ? 0 : STORE_RDONLY, &f->st);
+		ret = store_open(f->o.store,
+				 (f->rw ? 0 : STORE_RDONLY) | STORE_SCAN, &f->st);
 		if (ret == 0)
 			break;
 		if (ret == -EBUSY) {

@@ -369,15 +369,16 @@ static int load_extent(struct fsck *f, void *arg, const uint8_t *k, size_t klen,
 	return 0;
 }
 
-/* The block index: before the scan, which matches records to it. */
+/*
+ * The block index: loaded by the scan thread before it reads segments,
+ * which it matches records to, while pass 0 walks the other families.
+ */
 static int load_index(struct fsck *f, struct fsck_p1 *p)
 {
 	int ret;
 
 	fsck_blk_release(&f->blocks);
-	ret =
-	    fsck_blk_init(&f->blocks, (size_t)(f->stats.keys[STORE_CF_BLOCK] +
-					       f->stats.keys[STORE_CF_LOCAL]));
+	ret = fsck_blk_init(&f->blocks, 0);
 	if (ret)
 		return ret;
 	/* 'F' comes before 'L' in key order: pending releases are known first.
@@ -395,8 +396,12 @@ static int load_index(struct fsck *f, struct fsck_p1 *p)
 	return ret;
 }
 
-/* The rest: after pass 4, which may have restored values. */
-static int load_tables(struct fsck *f, struct fsck_p1 *p)
+/*
+ * The rest, after pass 4, which may have restored values. Inodes first,
+ * while the scan may still run (it owns the block table until it ends),
+ * then, once it has, the block values and extents.
+ */
+static int load_inodes(struct fsck *f, struct fsck_p1 *p)
 {
 	int ret;
 
@@ -411,8 +416,13 @@ static int load_tables(struct fsck *f, struct fsck_p1 *p)
 		ret = fsck_cf_walk(f, STORE_CF_DIRENT, NULL, 0, load_dirent, p);
 	if (ret == 0)
 		ret = fsck_cf_walk(f, STORE_CF_ORPHAN, NULL, 0, load_orphan, p);
-	if (ret)
-		return ret;
+	return ret;
+}
+
+static int load_blocks(struct fsck *f, struct fsck_p1 *p)
+{
+	int ret;
+
 	fsck_progress(f, "loading block values", 0, 0);
 	p->have_last = false;
 	ret = fsck_cf_walk(f, STORE_CF_BLOCK, NULL, 0, load_block, p);
@@ -681,13 +691,15 @@ static void *scan_main(void *arg)
 	struct fsck_p1 *p = arg;
 	struct fsck *f = p->f;
 	struct store_seg_info *segs = NULL;
-	size_t n, stray;
+	size_t n = 0, stray;
 	int ret;
 
 	struct timespec t0, t1;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	ret = store_seg_list(f->st, &segs, &n, &stray);
+	ret = load_index(f, p);
+	if (ret == 0)
+		ret = store_seg_list(f->st, &segs, &n, &stray);
 	for (size_t q = 0; q < n && ret == 0; q++) {
 		if (atomic_load(&p->stop))
 			break;
@@ -744,9 +756,6 @@ int fsck_pass1_start(struct fsck *f)
 		return -ENOMEM;
 	p->f = f;
 	f->p1 = p;
-	ret = load_index(f, p);
-	if (ret)
-		return ret;
 	ret = store_seg_list(f->st, &segs, &n, &stray);
 	if (ret)
 		return ret;
@@ -1183,6 +1192,13 @@ int fsck_pass1(struct fsck *f)
 
 	if (!p)
 		return 0;
+	ret = load_inodes(f, p);
+	if (ret || fsck_stopped(f))
+		goto out;
+	ret = scan_wait(f, p);
+	if (ret || fsck_stopped(f))
+		goto out;
+	/* The index was loaded by the scan thread: its malformed entries. */
 	for (size_t q = 0; q < p->nbad_locs; q++) {
 		struct fsck_pctx pc = {.cf = FSCK_PCTX_CF(STORE_CF_LOCAL),
 				       .id = p->bad_locs[q]};
@@ -1194,10 +1210,7 @@ int fsck_pass1(struct fsck *f)
 			store_batch_delete(fsck_raw(f), STORE_CF_LOCAL, key,
 					   sizeof(key));
 	}
-	ret = scan_wait(f, p);
-	if (ret || fsck_stopped(f))
-		goto out;
-	ret = load_tables(f, p);
+	ret = load_blocks(f, p);
 	if (ret || fsck_stopped(f))
 		goto out;
 	fsck_progress(f, "judging blocks", 0, 0);

@@ -752,6 +752,18 @@ int journal_record_parse(const uint8_t *rec, size_t len,
 			 struct journal_head *hdr, uint8_t prev[static 32],
 			 journal_op_fn *fn, void *arg)
 {
+	int ret = journal_record_parse_nohash(rec, len, hdr, prev, fn, arg);
+
+	if (ret == 0)
+		key_hash(rec, len, hdr->hash);
+	return ret;
+}
+
+int journal_record_parse_nohash(const uint8_t *rec, size_t len,
+				struct journal_head *hdr,
+				uint8_t prev[static 32], journal_op_fn *fn,
+				void *arg)
+{
 	size_t off = JOURNAL_HDR_BYTES;
 	uint32_t nops;
 	int ret;
@@ -763,7 +775,7 @@ int journal_record_parse(const uint8_t *rec, size_t len,
 	hdr->epoch = get_be64(rec + 8);
 	hdr->seq = get_be64(rec + 16);
 	memcpy(prev, rec + 24, 32);
-	key_hash(rec, len, hdr->hash);
+	memset(hdr->hash, 0, sizeof(hdr->hash));
 	for (uint32_t i = 0; i < nops; i++) {
 		uint8_t type, cf;
 		size_t klen, vlen;

@@ -136,6 +136,11 @@ typedef int journal_op_fn(void *arg, enum journal_op_type type,
 int journal_record_parse(const uint8_t *rec, size_t len,
 			 struct journal_head *hdr_out, uint8_t prev[static 32],
 			 journal_op_fn *fn, void *arg) MUST_CHECK;
+/* The same without hashing the record: hdr_out->hash is left zero. */
+int journal_record_parse_nohash(const uint8_t *rec, size_t len,
+				struct journal_head *hdr_out,
+				uint8_t prev[static 32], journal_op_fn *fn,
+				void *arg) MUST_CHECK;
 
 /* Read record seq of this store's journal (malloc'd). -ENOENT if trimmed or absent. */
 int journal_read(struct journal *j, uint64_t seq, uint8_t **rec,
