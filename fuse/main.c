@@ -140,6 +140,7 @@ struct efs_conf {
 	char *key_file;
 	int rdonly;
 	int writeback;
+	unsigned inode_cache; /* 0: the default */
 	int allow_other; /* allow_other or allow_root was given */
 	int default_permissions;
 	int fsname;
@@ -173,6 +174,7 @@ static const struct fuse_opt efs_opts[] = {
 	EFS_OPT("rw", rdonly, 0),
 	EFS_OPT("writeback_cache", writeback, 1),
 	EFS_OPT("no_writeback_cache", writeback, 0),
+	EFS_OPT("inode_cache=%u", inode_cache, 0),
 	EFS_OPT("allow_other", allow_other, 1),
 	EFS_OPT("allow_root", allow_other, 1),
 	EFS_OPT("default_permissions", default_permissions, 1),
@@ -260,6 +262,9 @@ static void efs_usage(void)
 	printf(" -o [no_]writeback_cache       let the kernel cache writes "
 	       "(default %s)\n",
 	       EFS_WRITEBACK_DEFAULT ? "on" : "off");
+	fputs(" -o inode_cache=<n>            idle inodes kept loaded "
+	      "(default 65536)\n",
+	      stdout);
 	fputs(" -f                            stay in the foreground, log to "
 	      "stderr\n",
 	      stdout);
@@ -592,6 +597,8 @@ static int efs_serve(struct efs_cmd *c, struct fuse_session *se,
 		goto out_volume;
 	}
 	efs->fs = fs;
+	if (c->conf.inode_cache)
+		fs_set_inode_cache(fs, c->conf.inode_cache);
 
 	if (fuse_set_signal_handlers(se) != 0) {
 		log_err("cannot install signal handlers");

@@ -231,10 +231,11 @@ void fs_attr_fill(struct fs *fs, const struct fs_inode *i, struct fs_attr *out)
 
 static struct fs_bucket *bucket_of(struct fs *fs, uint64_t ino)
 {
-	return &fs->buckets[(ino * 0x9e3779b97f4a7c15ull) >> 54];
+	return &fs->buckets[(ino * 0x9e3779b97f4a7c15ull) >>
+			    (64 - FS_INODE_BUCKETS_SHIFT)];
 }
 
-static struct fs_inode *inode_alloc(uint64_t ino)
+static struct fs_inode *inode_alloc(struct fs *fs, uint64_t ino)
 {
 	struct fs_inode *i = calloc(1, sizeof(*i));
 
@@ -242,6 +243,7 @@ static struct fs_inode *inode_alloc(uint64_t ino)
 		return NULL;
 	i->ino = ino;
 	pthread_rwlock_init(&i->lock, NULL);
+	atomic_fetch_add(&fs->ninodes, 1);
 	return i;
 }
 
@@ -251,6 +253,27 @@ static void inode_free(struct fs *fs, struct fs_inode *i)
 	fs_dirty_free(fs, i);
 	free(i->symlink);
 	free(i);
+	atomic_fetch_sub(&fs->ninodes, 1);
+}
+
+/* Under the bucket lock: take the ghost of ino out; its lookups, or 0. */
+static uint64_t ghost_take(struct fs_bucket *b, uint64_t ino)
+{
+	for (struct fs_ghost **pp = &b->ghosts; *pp; pp = &(*pp)->next)
+		if ((*pp)->ino == ino) {
+			struct fs_ghost *g = *pp;
+			uint64_t n = g->nlookup;
+
+			*pp = g->next;
+			free(g);
+			return n;
+		}
+	return 0;
+}
+
+void fs_set_inode_cache(struct fs *fs, size_t n)
+{
+	fs->inode_cache = n ? n : 1;
 }
 
 int fs_inode_get(struct fs *fs, uint64_t ino, struct fs_inode **out)
@@ -263,11 +286,12 @@ int fs_inode_get(struct fs *fs, uint64_t ino, struct fs_inode **out)
 		if (i->ino == ino)
 			break;
 	if (!i) {
-		i = inode_alloc(ino);
+		i = inode_alloc(fs, ino);
 		if (!i) {
 			pthread_mutex_unlock(&b->lock);
 			return -ENOMEM;
 		}
+		i->nlookup = ghost_take(b, ino);
 		i->next = b->head;
 		b->head = i;
 	}
@@ -281,20 +305,61 @@ int fs_inode_get(struct fs *fs, uint64_t ino, struct fs_inode **out)
  * Drop a pin. The last reference to an inode with no links left deletes it
  * from the store (it was an orphan kept alive by an open or a lookup).
  */
+/*
+ * The kernel keeps lookups on every inode it has cached, and forgets them
+ * only under memory pressure: a daemon that kept each one loaded grew with
+ * the number of files a `find` had walked. Past the cache size, an idle
+ * inode (its last pin going, no open file, nothing to write back) with
+ * links is let go and only its lookup count kept (struct fs_ghost);
+ * unlinked ones stay loaded so that their last forget still deletes them.
+ * Under the bucket lock, with the caller's pin the only one: no other
+ * thread holds the inode's lock or can take it meanwhile.
+ */
+static bool ghost_locked(struct fs_bucket *b, struct fs_inode *i,
+			 struct fs_ghost **g)
+{
+	struct fs_inode **pp;
+
+	if (!*g || i->pins != 1 || !i->nlookup || i->nopen || i->ndirty ||
+	    i->attr_dirty || !i->loaded || i->gone || i->a.nlink == 0)
+		return false;
+	for (pp = &b->head; *pp; pp = &(*pp)->next)
+		if (*pp == i) {
+			*pp = i->next;
+			break;
+		}
+	(*g)->ino = i->ino;
+	(*g)->nlookup = i->nlookup;
+	(*g)->next = b->ghosts;
+	b->ghosts = *g;
+	*g = NULL;
+	return true;
+}
+
 void fs_inode_put(struct fs *fs, struct fs_inode *i)
 {
 	struct fs_bucket *b = bucket_of(fs, i->ino);
+	struct fs_ghost *g = NULL;
 	struct fs_inode **pp;
 	bool last, destroy;
 
+	if (atomic_load(&fs->ninodes) > fs->inode_cache)
+		g = malloc(sizeof(*g));
 	pthread_mutex_lock(&b->lock);
 	last = i->pins == 1 && i->nlookup == 0 && i->nopen == 0;
 	if (!last) {
+		if (ghost_locked(b, i, &g)) {
+			pthread_mutex_unlock(&b->lock);
+			inode_free(fs, i);
+			return;
+		}
 		i->pins--;
 		pthread_mutex_unlock(&b->lock);
+		free(g);
 		return;
 	}
 	pthread_mutex_unlock(&b->lock);
+	free(g);
 
 	pthread_rwlock_wrlock(&i->lock);
 	destroy = i->loaded && !i->gone && i->a.nlink == 0 && !fs->rdonly;
@@ -356,6 +421,21 @@ void fs_forget(struct fs *fs, uint64_t ino, uint64_t nlookup)
 		if (i->ino == ino)
 			break;
 	if (!i) {
+		/* A ghost: its count goes down, and it goes at zero. */
+		for (struct fs_ghost **pp = &b->ghosts; *pp;
+		     pp = &(*pp)->next) {
+			struct fs_ghost *g = *pp;
+
+			if (g->ino != ino)
+				continue;
+			g->nlookup = g->nlookup > nlookup ? g->nlookup - nlookup
+							  : 0;
+			if (!g->nlookup) {
+				*pp = g->next;
+				free(g);
+			}
+			break;
+		}
 		pthread_mutex_unlock(&b->lock);
 		return;
 	}
@@ -1024,6 +1104,7 @@ static int fs_new(struct volume *v, bool rdonly, struct fs **out)
 	pthread_mutex_init(&fs->rename_lock, NULL);
 	for (size_t q = 0; q < FS_INODE_BUCKETS; q++)
 		pthread_mutex_init(&fs->buckets[q].lock, NULL);
+	fs->inode_cache = FS_INODE_CACHE_DEFAULT;
 	pool_start(&fs->pool);
 	*out = fs;
 	return 0;
@@ -1034,12 +1115,19 @@ static void fs_free(struct fs *fs)
 	pool_stop(&fs->pool);
 	for (size_t q = 0; q < FS_INODE_BUCKETS; q++) {
 		struct fs_inode *i = fs->buckets[q].head;
+		struct fs_ghost *g = fs->buckets[q].ghosts;
 
 		while (i) {
 			struct fs_inode *next = i->next;
 
 			inode_free(fs, i);
 			i = next;
+		}
+		while (g) {
+			struct fs_ghost *next = g->next;
+
+			free(g);
+			g = next;
 		}
 		pthread_mutex_destroy(&fs->buckets[q].lock);
 	}

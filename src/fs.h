@@ -102,6 +102,13 @@ int fs_close(struct fs *fs);
  * not stamp times of their own, which would be later than the kernel's.
  */
 void fs_set_kernel_cmtime(struct fs *fs, bool on);
+/*
+ * Keep at most about n inodes loaded once idle (default 65536); past it an
+ * idle inode keeps only its kernel lookup count, 32 bytes, and is loaded
+ * again when next used. Bounds the daemon's memory whatever the number of
+ * files the kernel has cached.
+ */
+void fs_set_inode_cache(struct fs *fs, size_t n);
 
 /* Lookups count references (nlookup) that fs_forget gives back. */
 int fs_lookup(struct fs *fs, uint64_t parent, const char *name,

@@ -30,7 +30,11 @@
 #include "store.h"
 #include "volume.h"
 
-#define FS_INODE_BUCKETS 1024
+/* 2^16 chains: a million inodes the kernel knows make chains of 16. */
+#define FS_INODE_BUCKETS_SHIFT 16
+#define FS_INODE_BUCKETS (1u << FS_INODE_BUCKETS_SHIFT)
+/* Loaded inodes kept past their last operation (see fs_set_inode_cache). */
+#define FS_INODE_CACHE_DEFAULT 65536u
 /* Dirty buffers of all inodes together; a writer past it flushes its own. */
 #define FS_DIRTY_MAX_BYTES (64u << 20)
 
@@ -74,9 +78,21 @@ struct fs_inode {
 	size_t capdirty;
 };
 
+/*
+ * An inode the kernel still holds lookups on, but whose loaded state was
+ * let go (the cache was full): only its lookup count is kept, and the next
+ * operation on it loads it again.
+ */
+struct fs_ghost {
+	uint64_t ino;
+	uint64_t nlookup;
+	struct fs_ghost *next;
+};
+
 struct fs_bucket {
 	pthread_mutex_t lock;
 	struct fs_inode *head;
+	struct fs_ghost *ghosts;
 };
 
 /*
@@ -116,6 +132,8 @@ struct fs {
 	_Atomic int64_t full_logged;	/* last "volume is full" log, seconds */
 	_Atomic uint64_t dirty_bytes;	/* all inodes' dirty buffers */
 	atomic_uint_fast64_t next_ino;
+	_Atomic size_t ninodes;		/* struct fs_inode allocated */
+	size_t inode_cache;		/* idle ones kept beyond this become ghosts */
 	pthread_mutex_t block_lock;
 	pthread_mutex_t rename_lock;
 	struct fs_pool pool;

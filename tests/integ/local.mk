@@ -4,6 +4,7 @@ INTEG_TESTS = \
 	%D%/t0200-cli-demo.sh \
 	%D%/t1000-posix-basic.sh \
 	%D%/t1100-posix-random.sh \
+	%D%/t1110-inode-cache.sh \
 	%D%/t1200-apps-sqlite.sh \
 	%D%/t1210-apps-git.sh \
 	%D%/t1220-apps-tar.sh \

@@ -11,7 +11,8 @@
 # result and errno, and compares the whole trees every 500 operations.
 # The volume is remounted halfway and at the end, and the trees compared
 # again each time.  The seed is printed; set EMB_SEED to replay a run and
-# EMB_OPS to change the number of operations.
+# EMB_OPS to change the number of operations; EMB_MOUNT_OPTS adds mount
+# options (t1110 runs it with a tiny inode cache).
 #
 # TIMEOUT: 600 (about 60 s)
 
@@ -36,7 +37,7 @@ os.removexattr(sys.argv[1], "trusted.probe")' "$REF" 2>/dev/null ||
 echo "seed $SEED, $OPS operations (replay: EMB_SEED=$SEED EMB_OPS=$OPS)"
 
 emb_mkfs "$S"
-emb_mount "$S" "$M"
+emb_mount "$S" "$M" ${EMB_MOUNT_OPTS:-}
 
 model()
 {
@@ -47,9 +48,9 @@ model()
 
 half=$((OPS / 2))
 model run --seed "$SEED" --ops "$half"
-emb_remount "$S" "$M"
+emb_remount "$S" "$M" ${EMB_MOUNT_OPTS:-}
 model compare
 model run --seed "$((SEED + 1))" --ops "$((OPS - half))"
-emb_remount "$S" "$M"
+emb_remount "$S" "$M" ${EMB_MOUNT_OPTS:-}
 model compare
 emb_umount "$M"
