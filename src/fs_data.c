@@ -341,7 +341,11 @@ struct flush_ctx {
 	struct fs *fs;
 	struct flush_blk *b;
 	struct flush_blk **seal;
+	size_t base;		/* first of the chunk being sealed */
 };
+
+/* Sealed copies held at once by a flush: they are written chunk by chunk. */
+#define FLUSH_SEAL_CHUNK 256
 
 static int flush_hash(void *arg, size_t q)
 {
@@ -356,7 +360,7 @@ static int flush_hash(void *arg, size_t q)
 static int flush_seal(void *arg, size_t q)
 {
 	struct flush_ctx *c = arg;
-	struct flush_blk *b = c->seal[q];
+	struct flush_blk *b = c->seal[c->base + q];
 	int ret;
 
 	b->sealed = malloc(CODEC_SEALED_MAX(b->len));
@@ -369,7 +373,7 @@ static int flush_seal(void *arg, size_t q)
 	return ret;
 }
 
-/* The sealed blocks of a flush go to their segment in one write. */
+/* The sealed blocks of a chunk go to their segment in one write. */
 static int flush_append(struct fs *fs, struct flush_ctx *c, size_t n)
 {
 	const uint8_t **ids;
@@ -385,15 +389,19 @@ static int flush_append(struct fs *fs, struct flush_ctx *c, size_t n)
 	if (!ids || !sealed || !lens || !locs)
 		goto out;
 	for (size_t q = 0; q < n; q++) {
-		ids[q] = c->seal[q]->id;
-		sealed[q] = c->seal[q]->sealed;
-		lens[q] = c->seal[q]->slen;
+		struct flush_blk *b = c->seal[c->base + q];
+
+		ids[q] = b->id;
+		sealed[q] = b->sealed;
+		lens[q] = b->slen;
 	}
 	ret = store_seg_append_batch(fs->st, n, ids, sealed, lens, locs);
 	if (ret == 0)
 		for (size_t q = 0; q < n; q++) {
-			c->seal[q]->ref->loc = locs[q];
-			c->seal[q]->ref->appended = true;
+			struct flush_blk *b = c->seal[c->base + q];
+
+			b->ref->loc = locs[q];
+			b->ref->appended = true;
 		}
 out:
 	free(ids);
@@ -511,9 +519,17 @@ int fs_data_flush(struct fs *fs, struct fs_inode *i, bool sync)
 	/* refs no longer grows: its entries stay put while sealing. */
 	for (size_t q = 0; q < nseal; q++)
 		c.seal[q]->ref = fs_refs_add(&refs, c.seal[q]->id, 0);
-	ret = fs_parallel(fs, nseal, flush_seal, &c);
-	if (ret == 0 && nseal)
-		ret = flush_append(fs, &c, nseal);
+	for (c.base = 0; c.base < nseal && ret == 0; c.base += FLUSH_SEAL_CHUNK) {
+		size_t n = MIN(nseal - c.base, (size_t)FLUSH_SEAL_CHUNK);
+
+		ret = fs_parallel(fs, n, flush_seal, &c);
+		if (ret == 0)
+			ret = flush_append(fs, &c, n);
+		for (size_t q = c.base; q < c.base + n; q++) {
+			free(c.seal[q]->sealed);
+			c.seal[q]->sealed = NULL;
+		}
+	}
 	if (ret)
 		goto out;
 	fs_put_inode(fs, t, i);

@@ -31,6 +31,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -793,6 +794,13 @@ int fsck_commit(struct fsck *f)
 int fsck_cf_walk(struct fsck *f, enum store_cf cf, const void *prefix,
 		 size_t plen, fsck_cf_fn *fn, void *arg)
 {
+	return fsck_cf_walk_stop(f, cf, prefix, plen, fn, arg, NULL);
+}
+
+int fsck_cf_walk_stop(struct fsck *f, enum store_cf cf, const void *prefix,
+		      size_t plen, fsck_cf_fn *fn, void *arg,
+		      const atomic_bool *stop)
+{
 	struct store_iter *it = NULL;
 	uint64_t n = 0;
 	int ret;
@@ -815,7 +823,8 @@ int fsck_cf_walk(struct fsck *f, enum store_cf cf, const void *prefix,
 		ret = fn(f, arg, k, klen, v, vlen);
 		if (ret)
 			goto out;
-		if ((++n & 0x3fff) == 0 && fsck_stopped(f)) {
+		if ((++n & 0x3fff) == 0 &&
+		    (stop ? atomic_load(stop) : fsck_stopped(f))) {
 			ret = -ECANCELED;
 			goto out;
 		}
@@ -846,36 +855,61 @@ double fsck_now(void)
 #define PREFETCH_BUF	   (4u << 20)
 #define PREFETCH_SEG_BYTES (512ull << 20)
 
-/* Read every table file of STORE/db once, in large requests. */
-static void prefetch_tables(const char *store)
+struct fsck_prefetch {
+	pthread_t th;
+	const char *store;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool tables_done;	/* under lock */
+	bool tables_ok;		/* every table file read without an error */
+	atomic_bool stop;
+};
+
+/*
+ * Read every table file of STORE/db once, in large requests. False if one
+ * could not be read: fsck then walks the tables through pread, where a bad
+ * sector is an error RocksDB reports, not a SIGBUS in a mapping.
+ */
+static bool prefetch_tables(struct fsck_prefetch *pf)
 {
 	char path[4096];
 	struct dirent *d;
+	bool ok = true;
 	void *buf;
 	DIR *dir;
 
-	snprintf(path, sizeof(path), "%s/db", store);
+	snprintf(path, sizeof(path), "%s/db", pf->store);
 	dir = opendir(path);
 	if (!dir)
-		return;
+		return false;
 	buf = malloc(PREFETCH_BUF);
-	while (buf && (d = readdir(dir))) {
+	if (!buf)
+		ok = false;
+	while (ok && !atomic_load(&pf->stop) && (d = readdir(dir))) {
 		size_t len = strlen(d->d_name);
+		ssize_t n;
 		int fd;
 
 		if (len < 4 || (strcmp(d->d_name + len - 4, ".sst") &&
 				strcmp(d->d_name + len - 4, ".log")))
 			continue;
 		fd = openat(dirfd(dir), d->d_name, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
+		if (fd < 0) {
+			ok = errno == ENOENT; /* compacted away by a writer */
 			continue;
+		}
 		(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-		while (read(fd, buf, PREFETCH_BUF) > 0)
-			;
+		while (!atomic_load(&pf->stop) &&
+		       (n = read(fd, buf, PREFETCH_BUF)) != 0)
+			if (n < 0 && errno != EINTR) {
+				ok = false;
+				break;
+			}
 		close(fd);
 	}
 	free(buf);
 	closedir(dir);
+	return ok && !atomic_load(&pf->stop);
 }
 
 static int cmp_name(const void *a, const void *b)
@@ -888,7 +922,7 @@ static int cmp_name(const void *a, const void *b)
  * index is loaded: the disk stays busy meanwhile, and the scan's own
  * read-ahead takes over from there.
  */
-static void prefetch_segments(const char *store)
+static void prefetch_segments(const char *store, atomic_bool *stop)
 {
 	uint64_t budget = PREFETCH_SEG_BYTES;
 	char path[4096], **names = NULL;
@@ -922,7 +956,9 @@ static void prefetch_segments(const char *store)
 	if (n)
 		qsort(names, n, sizeof(*names), cmp_name);
 	for (size_t q = 0; q < n; q++) {
-		int fd = openat(dirfd(dir), names[q], O_RDONLY | O_CLOEXEC);
+		int fd = atomic_load(stop) ? -1
+					   : openat(dirfd(dir), names[q],
+						    O_RDONLY | O_CLOEXEC);
 		struct stat sb;
 
 		if (fd >= 0 && budget && fstat(fd, &sb) == 0) {
@@ -942,15 +978,67 @@ static void prefetch_segments(const char *store)
 
 static void *prefetch_main(void *arg)
 {
-	prefetch_tables(arg);
-	prefetch_segments(arg);
+	struct fsck_prefetch *pf = arg;
+	bool ok = prefetch_tables(pf);
+
+	pthread_mutex_lock(&pf->lock);
+	pf->tables_ok = ok;
+	pf->tables_done = true;
+	pthread_cond_broadcast(&pf->cond);
+	pthread_mutex_unlock(&pf->lock);
+	prefetch_segments(pf->store, &pf->stop);
 	return NULL;
+}
+
+static void prefetch_start(struct fsck *f)
+{
+	struct fsck_prefetch *pf = calloc(1, sizeof(*pf));
+
+	if (!pf)
+		return;
+	pf->store = f->o.store;
+	pthread_mutex_init(&pf->lock, NULL);
+	pthread_cond_init(&pf->cond, NULL);
+	if (pthread_create(&pf->th, NULL, prefetch_main, pf)) {
+		pthread_mutex_destroy(&pf->lock);
+		pthread_cond_destroy(&pf->cond);
+		free(pf);
+		return;
+	}
+	f->prefetch = pf;
+}
+
+static void prefetch_stop(struct fsck *f)
+{
+	struct fsck_prefetch *pf = f->prefetch;
+
+	if (!pf)
+		return;
+	atomic_store(&pf->stop, true);
+	pthread_join(pf->th, NULL);
+	pthread_mutex_destroy(&pf->lock);
+	pthread_cond_destroy(&pf->cond);
+	free(pf);
+	f->prefetch = NULL;
+}
+
+bool fsck_tables_readable(struct fsck *f)
+{
+	struct fsck_prefetch *pf = f->prefetch;
+	bool ok;
+
+	if (!pf)
+		return false;
+	pthread_mutex_lock(&pf->lock);
+	while (!pf->tables_done)
+		pthread_cond_wait(&pf->cond, &pf->lock);
+	ok = pf->tables_ok;
+	pthread_mutex_unlock(&pf->lock);
+	return ok;
 }
 
 int fsck_run(struct fsck *f)
 {
-	pthread_t prefetch;
-	bool prefetching;
 	double t0;
 	int ret;
 
@@ -980,8 +1068,7 @@ int fsck_run(struct fsck *f)
 	if (f->o.compare)
 		return fsck_compare(f);
 
-	prefetching = pthread_create(&prefetch, NULL, prefetch_main,
-				     (void *)(uintptr_t)f->o.store) == 0;
+	prefetch_start(f);
 	t0 = fsck_now();
 	ret = fsck_pass0(f);
 	log_dbg(LOG_DBG_FSCK, "pass 0: %.3f s", fsck_now() - t0);
@@ -1003,9 +1090,8 @@ int fsck_run(struct fsck *f)
 		fsck_progress_end(f);
 		fsck_pass_end(f);
 	}
+	prefetch_stop(f);
 	fsck_close_store(f);
-	if (prefetching)
-		pthread_join(prefetch, NULL);
 	return f->library ? -EIO : 0;
 }
 

@@ -50,7 +50,7 @@ static int side_open(struct fsck *f, struct side *s)
 		f->operational = true;
 		return ret;
 	}
-	ret = store_open(s->path, STORE_RDONLY | STORE_SCAN, &s->st);
+	ret = store_open(s->path, STORE_RDONLY, &s->st);
 	if (ret) {
 		log_err("cannot open '%s' read-only: %s; check it with "
 			"fsck.embassyfs",

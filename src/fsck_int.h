@@ -21,6 +21,7 @@
 #ifndef EMBASSYFS_FSCK_INT_H
 #define EMBASSYFS_FSCK_INT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -187,7 +188,10 @@ struct fsck_stats {
 
 struct fsck_p1;
 
+struct fsck_prefetch;
+
 struct fsck {
+	struct fsck_prefetch *prefetch; /* reads ahead while pass 0 runs */
 	struct fsck_opts o;
 	FILE *out;
 	bool rw; /* repairs possible */
@@ -267,6 +271,11 @@ static inline bool fsck_keyed(const struct fsck *f)
 }
 
 /* fsck_maps.c */
+/*
+ * Wait until the table files have been read ahead once: true if every one
+ * read without an error (then they may be mmap'd).
+ */
+bool fsck_tables_readable(struct fsck *f);
 /* Monotonic seconds, for the debug timings of the passes. */
 double fsck_now(void);
 /* Zeroed tables; large ones on huge pages. Free with the same n and size. */
@@ -351,6 +360,13 @@ typedef int fsck_cf_fn(struct fsck *f, void *arg, const uint8_t *key,
 		       size_t klen, const uint8_t *val, size_t vlen);
 int fsck_cf_walk(struct fsck *f, enum store_cf cf, const void *prefix,
 		 size_t plen, fsck_cf_fn *fn, void *arg) MUST_CHECK;
+/*
+ * The same for a background thread: it checks *stop instead of the run's
+ * state, which the main thread owns.
+ */
+int fsck_cf_walk_stop(struct fsck *f, enum store_cf cf, const void *prefix,
+		      size_t plen, fsck_cf_fn *fn, void *arg,
+		      const atomic_bool *stop) MUST_CHECK;
 
 /* Why a destructive repair waits while pass 4 left values unrestored. */
 #define FSCK_NOFIX_STATE "restore the values the journal holds first"

@@ -383,15 +383,18 @@ static int load_index(struct fsck *f, struct fsck_p1 *p)
 		return ret;
 	/* 'F' comes before 'L' in key order: pending releases are known first.
 	 */
-	ret = fsck_cf_walk(f, STORE_CF_LOCAL, "F", 1, load_local, p);
+	ret = fsck_cf_walk_stop(f, STORE_CF_LOCAL, "F", 1, load_local, p,
+				       &p->stop);
 	if (ret)
 		return ret;
 	if (p->nfrees)
 		qsort(p->frees, p->nfrees, sizeof(*p->frees), cmp_loc);
-	ret = fsck_cf_walk(f, STORE_CF_LOCAL, "B", 1, load_local, p);
+	ret = fsck_cf_walk_stop(f, STORE_CF_LOCAL, "B", 1, load_local, p,
+				       &p->stop);
 	if (ret == 0) {
 		p->have_last = false;
-		ret = fsck_cf_walk(f, STORE_CF_LOCAL, "L", 1, load_local, p);
+		ret = fsck_cf_walk_stop(f, STORE_CF_LOCAL, "L", 1, load_local, p,
+				       &p->stop);
 	}
 	return ret;
 }
