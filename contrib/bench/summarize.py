@@ -10,6 +10,7 @@ tables is the median of the rounds with min–max; ratios are embassyfs's
 median over the peer's median.
 """
 import argparse
+import re
 import csv
 import statistics
 import sys
@@ -246,10 +247,11 @@ def insert(doc, summary, marker='bench'):
     except FileNotFoundError:
         text = ''
     block = begin + '\n' + body.rstrip('\n') + '\n' + end
-    if begin in text and end in text:
-        pre = text.split(begin, 1)[0]
-        post = text.split(end, 1)[1]
-        text = pre + block + post
+    # Markers count only alone on their line: the prose quotes them too.
+    pat = re.compile('^' + re.escape(begin) + '$.*?^' + re.escape(end) + '$',
+                     re.M | re.S)
+    if pat.search(text):
+        text = pat.sub(lambda m: block, text, count=1)
     else:
         text = text.rstrip('\n') + ('\n\n' if text else '') + block + '\n'
     with open(doc, 'w') as f:
