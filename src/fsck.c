@@ -846,11 +846,11 @@ double fsck_now(void)
 }
 
 /*
- * The passes walk RocksDB's tables (mmap'd: STORE_SCAN) in key order, and
- * from a cold cache every page they touched was a small synchronous read
- * while the segment scan held the disk. A helper thread reads the table
- * files first, in large requests, then asks for the head of the segments;
- * nothing is written, and the memory is the page cache's.
+ * The passes walk RocksDB's tables in key order, and from a cold cache
+ * every block they touched was a small synchronous read while the segment
+ * scan held the disk. A helper thread reads the table files first, in
+ * large requests, then asks for the head of the segments; nothing is
+ * written, and the memory is the page cache's.
  */
 #define PREFETCH_BUF	   (4u << 20)
 #define PREFETCH_SEG_BYTES (512ull << 20)
@@ -858,34 +858,23 @@ double fsck_now(void)
 struct fsck_prefetch {
 	pthread_t th;
 	const char *store;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	bool tables_done;	/* under lock */
-	bool tables_ok;		/* every table file read without an error */
 	atomic_bool stop;
 };
 
-/*
- * Read every table file of STORE/db once, in large requests. False if one
- * could not be read: fsck then walks the tables through pread, where a bad
- * sector is an error RocksDB reports, not a SIGBUS in a mapping.
- */
-static bool prefetch_tables(struct fsck_prefetch *pf)
+/* Read every table file of STORE/db once, in large requests. */
+static void prefetch_tables(struct fsck_prefetch *pf)
 {
 	char path[4096];
 	struct dirent *d;
-	bool ok = true;
 	void *buf;
 	DIR *dir;
 
 	snprintf(path, sizeof(path), "%s/db", pf->store);
 	dir = opendir(path);
 	if (!dir)
-		return false;
+		return;
 	buf = malloc(PREFETCH_BUF);
-	if (!buf)
-		ok = false;
-	while (ok && !atomic_load(&pf->stop) && (d = readdir(dir))) {
+	while (buf && !atomic_load(&pf->stop) && (d = readdir(dir))) {
 		size_t len = strlen(d->d_name);
 		ssize_t n;
 		int fd;
@@ -894,22 +883,18 @@ static bool prefetch_tables(struct fsck_prefetch *pf)
 				strcmp(d->d_name + len - 4, ".log")))
 			continue;
 		fd = openat(dirfd(dir), d->d_name, O_RDONLY | O_CLOEXEC);
-		if (fd < 0) {
-			ok = errno == ENOENT; /* compacted away by a writer */
-			continue;
-		}
+		if (fd < 0)
+			continue;	/* compacted away by a writer */
 		(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+		/* An error is RocksDB's to report, when a walk meets it. */
 		while (!atomic_load(&pf->stop) &&
 		       (n = read(fd, buf, PREFETCH_BUF)) != 0)
-			if (n < 0 && errno != EINTR) {
-				ok = false;
+			if (n < 0 && errno != EINTR)
 				break;
-			}
 		close(fd);
 	}
 	free(buf);
 	closedir(dir);
-	return ok && !atomic_load(&pf->stop);
 }
 
 static int cmp_name(const void *a, const void *b)
@@ -979,13 +964,8 @@ static void prefetch_segments(const char *store, atomic_bool *stop)
 static void *prefetch_main(void *arg)
 {
 	struct fsck_prefetch *pf = arg;
-	bool ok = prefetch_tables(pf);
 
-	pthread_mutex_lock(&pf->lock);
-	pf->tables_ok = ok;
-	pf->tables_done = true;
-	pthread_cond_broadcast(&pf->cond);
-	pthread_mutex_unlock(&pf->lock);
+	prefetch_tables(pf);
 	prefetch_segments(pf->store, &pf->stop);
 	return NULL;
 }
@@ -997,11 +977,7 @@ static void prefetch_start(struct fsck *f)
 	if (!pf)
 		return;
 	pf->store = f->o.store;
-	pthread_mutex_init(&pf->lock, NULL);
-	pthread_cond_init(&pf->cond, NULL);
 	if (pthread_create(&pf->th, NULL, prefetch_main, pf)) {
-		pthread_mutex_destroy(&pf->lock);
-		pthread_cond_destroy(&pf->cond);
 		free(pf);
 		return;
 	}
@@ -1016,26 +992,10 @@ static void prefetch_stop(struct fsck *f)
 		return;
 	atomic_store(&pf->stop, true);
 	pthread_join(pf->th, NULL);
-	pthread_mutex_destroy(&pf->lock);
-	pthread_cond_destroy(&pf->cond);
 	free(pf);
 	f->prefetch = NULL;
 }
 
-bool fsck_tables_readable(struct fsck *f)
-{
-	struct fsck_prefetch *pf = f->prefetch;
-	bool ok;
-
-	if (!pf)
-		return false;
-	pthread_mutex_lock(&pf->lock);
-	while (!pf->tables_done)
-		pthread_cond_wait(&pf->cond, &pf->lock);
-	ok = pf->tables_ok;
-	pthread_mutex_unlock(&pf->lock);
-	return ok;
-}
 
 int fsck_run(struct fsck *f)
 {

@@ -271,11 +271,6 @@ static inline bool fsck_keyed(const struct fsck *f)
 }
 
 /* fsck_maps.c */
-/*
- * Wait until the table files have been read ahead once: true if every one
- * read without an error (then they may be mmap'd).
- */
-bool fsck_tables_readable(struct fsck *f);
 /* Monotonic seconds, for the debug timings of the passes. */
 double fsck_now(void);
 /* Zeroed tables; large ones on huge pages. Free with the same n and size. */

@@ -85,7 +85,6 @@ static bool seg_dir_present(const char *store)
 int fsck_open_store(struct fsck *f)
 {
 	struct fsck_pctx pc = {0};
-	enum store_open_flags scan;
 	bool repaired = false;
 	uint32_t fmt;
 	int ret;
@@ -120,10 +119,8 @@ int fsck_open_store(struct fsck *f)
 			 "read-only; changes in flight may show as problems",
 			 f->o.store);
 	}
-	scan = fsck_tables_readable(f) ? STORE_SCAN : 0;
 	for (;;) {
-		ret = store_open(f->o.store, (f->rw ? 0 : STORE_RDONLY) | scan,
-				 &f->st);
+		ret = store_open(f->o.store, f->rw ? 0 : STORE_RDONLY, &f->st);
 		if (ret == 0)
 			break;
 		if (ret == -EBUSY) {

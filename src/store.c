@@ -389,12 +389,6 @@ static rocksdb_options_t *store_options(const struct store *st, bool bloom,
 	 */
 	rocksdb_options_set_max_open_files(
 	    o, (flags & STORE_RDONLY) ? -1 : STORE_MAX_OPEN_FILES);
-	/*
-	 * Tables are not compressed, so with mmap'd files a walk hands out
-	 * blocks where they lie instead of copying each through pread.
-	 */
-	if (flags & STORE_SCAN)
-		rocksdb_options_set_allow_mmap_reads(o, 1);
 	rocksdb_options_set_max_background_jobs(o, STORE_BACKGROUND_JOBS);
 	/* A rarely written family must not pin old WAL files for long. */
 	rocksdb_options_set_max_total_wal_size(o, STORE_MAX_TOTAL_WAL_BYTES);

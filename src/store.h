@@ -70,7 +70,6 @@ enum store_open_flags {
 	STORE_RDONLY = 1 << 0,	/* no lock taken; many readers beside a writer */
 	STORE_CREATE = 1 << 1,	/* create an empty store; -EEXIST if one is there */
 	STORE_SHARED = 1 << 2,	/* with RDONLY: hold a shared lock (a read-only mount) */
-	STORE_SCAN = 1 << 3,	/* whole-store walks: table files read through mmap */
 };
 
 struct store;

@@ -50,26 +50,6 @@ static void fsck_on_signal(int sig)
 	signal(sig, SIG_DFL); /* a second one ends the process at once */
 }
 
-/*
- * RocksDB's table files are mmap'd once they have been read through
- * without an error; should a page fail to read back later (the disk under
- * the store failing meanwhile), the fault is a SIGBUS: say so and stop as
- * an operational error rather than die without a word.
- */
-static void fsck_on_sigbus(int sig)
-{
-	static const char msg[] =
-	    PROG ": a RocksDB table file of the store could not be read (I/O "
-		 "error in a mapped file): the disk under the store may be "
-		 "failing; stopped\n";
-	ssize_t n;
-
-	(void)sig;
-	n = write(STDERR_FILENO, msg, sizeof(msg) - 1);
-	(void)n;
-	_exit(8);
-}
-
 static void fsck_usage(void)
 {
 	fputs("Usage:\n", stdout);
@@ -380,7 +360,6 @@ int main(int argc, char **argv)
 		goto out;
 	signal(SIGINT, fsck_on_signal);
 	signal(SIGTERM, fsck_on_signal);
-	signal(SIGBUS, fsck_on_sigbus);
 
 	o.store = c.store;
 	o.compare = c.compare;
