@@ -761,21 +761,39 @@ static int block_loc_get(struct fs *fs, const uint8_t id[static KEY_ID_BYTES],
 	return ret ? ret : store_loc_decode(val, vlen, loc);
 }
 
+int fs_block_seal(struct fs *fs, const uint8_t id[static KEY_ID_BYTES],
+		  const uint8_t *plain, size_t len, uint8_t **sealed,
+		  size_t *slen, uint64_t *csum)
+{
+	int ret;
+
+	*sealed = malloc(CODEC_SEALED_MAX(len));
+	if (!*sealed)
+		return -ENOMEM;
+	ret = codec_seal(fs->codec, id, plain, len, *sealed, slen);
+	if (ret) {
+		free(*sealed);
+		*sealed = NULL;
+		return ret;
+	}
+	*csum = codec_checksum(*sealed, *slen);
+	return 0;
+}
+
 int fs_block_append(struct fs *fs, struct fs_ref *r, const uint8_t *plain,
 		    size_t len)
 {
 	uint8_t *sealed;
+	uint64_t csum;
 	size_t slen;
 	int ret;
 
-	sealed = malloc(CODEC_SEALED_MAX(len));
-	if (!sealed)
-		return -ENOMEM;
-	ret = codec_seal(fs->codec, r->id, plain, len, sealed, &slen);
-	if (ret == 0)
-		ret = store_seg_append(fs->st, r->id, sealed, slen, &r->loc);
+	ret = fs_block_seal(fs, r->id, plain, len, &sealed, &slen, &csum);
+	if (ret)
+		return ret;
+	ret = store_seg_append(fs->st, r->id, sealed, slen, &r->loc);
 	if (ret == 0) {
-		r->csum = codec_checksum(sealed, slen);
+		r->csum = csum;
 		r->appended = true;
 	}
 	free(sealed);
@@ -1062,25 +1080,14 @@ static int load_generation(struct fs *fs)
 
 static int load_next_ino(struct fs *fs)
 {
-	struct store_iter *it = NULL;
-	uint64_t next = FS_ROOT_INO + 1;
+	uint64_t last = 0;
 	int ret;
 
-	ret = store_iter_new(fs->st, STORE_CF_INODE, &it);
-	if (ret)
+	ret = store_last_u64(fs->st, STORE_CF_INODE, &last);
+	if (ret && ret != -ENOENT)
 		return ret;
-	store_iter_seek_last(it);
-	if (store_iter_valid(it)) {
-		size_t klen;
-		const uint8_t *k = store_iter_key(it, &klen);
-
-		if (klen == 8)
-			next = MAX(next, get_be64(k) + 1);
-	}
-	ret = store_iter_status(it);
-	store_iter_free(it);
-	atomic_store(&fs->next_ino, next);
-	return ret;
+	atomic_store(&fs->next_ino, MAX(FS_ROOT_INO + 1, last + 1));
+	return 0;
 }
 
 static int fs_new(struct volume *v, bool rdonly, struct fs **out)
@@ -1325,6 +1332,21 @@ int fs_getattr(struct fs *fs, uint64_t ino, struct fs_attr *out)
 	return 0;
 }
 
+/* The times a setattr asks for; any change moves ctime. to_set != 0. */
+static void set_times(struct fs_inode *i, const struct fs_attr *in,
+		      unsigned to_set, const struct timespec *now)
+{
+	if (to_set & FS_SET_ATIME_NOW)
+		i->a.atime = *now;
+	else if (to_set & FS_SET_ATIME)
+		i->a.atime = in->atime;
+	if (to_set & FS_SET_MTIME_NOW)
+		i->a.mtime = *now;
+	else if (to_set & FS_SET_MTIME)
+		i->a.mtime = in->mtime;
+	i->a.ctime = (to_set & FS_SET_CTIME) ? in->ctime : *now;
+}
+
 int fs_setattr(struct fs *fs, uint64_t ino, const struct fs_attr *in,
 	       unsigned to_set, struct fs_attr *out)
 {
@@ -1349,15 +1371,7 @@ int fs_setattr(struct fs *fs, uint64_t ino, const struct fs_attr *in,
 	if (to_set && !(to_set & ~(unsigned)(FS_SET_ATIME | FS_SET_MTIME |
 					   FS_SET_ATIME_NOW | FS_SET_MTIME_NOW |
 					   FS_SET_CTIME))) {
-		if (to_set & FS_SET_ATIME_NOW)
-			i->a.atime = now;
-		else if (to_set & FS_SET_ATIME)
-			i->a.atime = in->atime;
-		if (to_set & FS_SET_MTIME_NOW)
-			i->a.mtime = now;
-		else if (to_set & FS_SET_MTIME)
-			i->a.mtime = in->mtime;
-		i->a.ctime = (to_set & FS_SET_CTIME) ? in->ctime : now;
+		set_times(i, in, to_set, &now);
 		i->attr_dirty = true;
 		fs_attr_fill(fs, i, out);
 		goto out;
@@ -1413,18 +1427,8 @@ int fs_setattr(struct fs *fs, uint64_t ino, const struct fs_attr *in,
 		i->a.uid = in->uid;
 	if (to_set & FS_SET_GID)
 		i->a.gid = in->gid;
-	if (to_set & FS_SET_ATIME_NOW)
-		i->a.atime = now;
-	else if (to_set & FS_SET_ATIME)
-		i->a.atime = in->atime;
-	if (to_set & FS_SET_MTIME_NOW)
-		i->a.mtime = now;
-	else if (to_set & FS_SET_MTIME)
-		i->a.mtime = in->mtime;
-	if (to_set & FS_SET_CTIME)
-		i->a.ctime = in->ctime;
-	else if (to_set)
-		i->a.ctime = now;
+	if (to_set)
+		set_times(i, in, to_set, &now);
 	fs_put_inode(fs, t, i);
 	ret = fs_commit(fs, t, &refs, false);
 	if (ret == 0)

@@ -361,16 +361,9 @@ static int flush_seal(void *arg, size_t q)
 {
 	struct flush_ctx *c = arg;
 	struct flush_blk *b = c->seal[c->base + q];
-	int ret;
 
-	b->sealed = malloc(CODEC_SEALED_MAX(b->len));
-	if (!b->sealed)
-		return -ENOMEM;
-	ret = codec_seal(c->fs->codec, b->id, b->buf, b->len, b->sealed,
-			 &b->slen);
-	if (ret == 0)
-		b->ref->csum = codec_checksum(b->sealed, b->slen);
-	return ret;
+	return fs_block_seal(c->fs, b->id, b->buf, b->len, &b->sealed,
+			     &b->slen, &b->ref->csum);
 }
 
 /* The sealed blocks of a chunk go to their segment in one write. */

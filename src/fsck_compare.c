@@ -39,7 +39,6 @@ static int side_open(struct fsck *f, struct side *s)
 	uint8_t hdr[2048];
 	uint32_t fmt;
 	size_t len;
-	struct store_iter *it = NULL;
 	int ret;
 
 	ret = volume_probe(s->path, &fmt);
@@ -64,20 +63,8 @@ static int side_open(struct fsck *f, struct side *s)
 		memcpy(s->id, hdr + 12, VOLUME_ID_BYTES);
 		s->have_id = true;
 	}
-	ret = store_iter_new(s->st, STORE_CF_JOURNAL, &it);
-	if (ret)
-		return ret;
-	store_iter_seek_last(it);
-	if (store_iter_valid(it)) {
-		size_t klen;
-		const uint8_t *k = store_iter_key(it, &klen);
-
-		if (klen == 8)
-			s->head = get_be64(k);
-	}
-	ret = store_iter_status(it);
-	store_iter_free(it);
-	return ret;
+	ret = store_last_u64(s->st, STORE_CF_JOURNAL, &s->head);
+	return ret == -ENOENT ? 0 : ret;
 }
 
 static bool excluded(enum store_cf cf, const uint8_t *k, size_t klen)

@@ -328,6 +328,14 @@ void fsck_inode_plain(uint8_t *plain, uint32_t mode, uint64_t size,
 void fsck_block_val(struct fsck *f, const uint8_t *id, uint32_t rc,
 		    uint32_t len, uint64_t csum,
 		    uint8_t out[static FSCK_BLOCK_VAL]);
+/*
+ * Write block id's value afresh from its located record, with the
+ * references counted (b->refs): 1 when the put is in the repair
+ * transaction (the caller counts it with fsck_txn_added), 0 when the record
+ * cannot be read or no repair can be journaled, or -ENOMEM.
+ */
+int fsck_block_rewrite(struct fsck *f, const uint8_t *id,
+		       struct fsck_blk *b) MUST_CHECK;
 /* Sign and store the journal head (raw batch). */
 void fsck_sign_head(struct fsck *f, const struct journal_head *h);
 /* The signed-head message; returns its length. */

@@ -1040,29 +1040,10 @@ static int judge_mark(struct fsck *f, void *arg, const uint8_t *k, size_t klen,
 /* Re-read a block's located record and rebuild its value (with the key). */
 static int rebuild_value(struct fsck *f, const uint8_t *id, struct fsck_blk *b)
 {
-	struct store_loc loc = {.seg = b->seg,
-				.len = b->len,
-				.off = (uint64_t)b->offu * STORE_SEG_ALIGN};
-	uint8_t val[FSCK_BLOCK_VAL], *buf;
-	struct journal_txn *t;
-	int ret;
+	int ret = fsck_block_rewrite(f, id, b);
 
-	buf = malloc(b->len ? b->len : 1);
-	if (!buf)
-		return -ENOMEM;
-	ret = store_seg_read(f->st, &loc, id, buf);
-	if (ret) {
-		free(buf);
-		return 0;
-	}
-	fsck_block_val(f, id, b->refs, b->len, codec_checksum(buf, b->len),
-		       val);
-	free(buf);
-	t = fsck_txn(f);
-	if (!t)
-		return 0;
-	journal_txn_put(t, STORE_CF_BLOCK, id, KEY_ID_BYTES, val, sizeof(val));
-	b->rc = b->refs;
+	if (ret <= 0)
+		return ret;
 	b->flags &= ~(uint32_t)(FSCK_BLK_VAL_DIFF | FSCK_BLK_CF_BAD);
 	return fsck_txn_added(f, 1);
 }

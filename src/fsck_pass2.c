@@ -109,29 +109,11 @@ static int flush_missing(struct fsck *f, struct p2 *p)
 
 static int rebuild_block(struct fsck *f, const uint8_t *id, struct fsck_blk *b)
 {
-	struct store_loc loc = {.seg = b->seg,
-				.len = b->len,
-				.off = (uint64_t)b->offu * STORE_SEG_ALIGN};
-	uint8_t val[FSCK_BLOCK_VAL], *buf;
-	struct journal_txn *t;
-	int ret;
+	int ret = fsck_block_rewrite(f, id, b);
 
-	buf = malloc(b->len ? b->len : 1);
-	if (!buf)
-		return -ENOMEM;
-	ret = store_seg_read(f->st, &loc, id, buf);
-	if (ret == 0)
-		b->csum = codec_checksum(buf, b->len);
-	free(buf);
-	if (ret)
-		return 0;
-	t = fsck_txn(f);
-	if (!t)
-		return 0;
-	fsck_block_val(f, id, b->refs, b->len, b->csum, val);
-	journal_txn_put(t, STORE_CF_BLOCK, id, KEY_ID_BYTES, val, sizeof(val));
+	if (ret <= 0)
+		return ret;
 	b->flags |= FSCK_BLK_IN_CF;
-	b->rc = b->refs;
 	f->stats.blocks++;
 	f->stats.block_bytes += b->len;
 	return fsck_txn_added(f, 1);

@@ -13,6 +13,7 @@
 #include "fsck.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -175,6 +176,33 @@ void fsck_block_val(struct fsck *f, const uint8_t *id, uint32_t rc,
 	put_be32(out + 4, len);
 	put_be64(out + 8, csum);
 	fsck_mac(f, "block", id, KEY_ID_BYTES, out, 16, out + 16);
+}
+
+int fsck_block_rewrite(struct fsck *f, const uint8_t *id, struct fsck_blk *b)
+{
+	struct store_loc loc = {.seg = b->seg,
+				.len = b->len,
+				.off = (uint64_t)b->offu * STORE_SEG_ALIGN};
+	uint8_t val[FSCK_BLOCK_VAL], *buf;
+	struct journal_txn *t;
+	int ret;
+
+	buf = malloc(b->len ? b->len : 1);
+	if (!buf)
+		return -ENOMEM;
+	ret = store_seg_read(f->st, &loc, id, buf);
+	if (ret == 0)
+		b->csum = codec_checksum(buf, b->len);
+	free(buf);
+	if (ret)
+		return 0;
+	t = fsck_txn(f);
+	if (!t)
+		return 0;
+	fsck_block_val(f, id, b->refs, b->len, b->csum, val);
+	journal_txn_put(t, STORE_CF_BLOCK, id, KEY_ID_BYTES, val, sizeof(val));
+	b->rc = b->refs;
+	return 1;
 }
 
 size_t fsck_head_msg(const uint8_t volume_id[static VOLUME_ID_BYTES],

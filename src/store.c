@@ -1074,6 +1074,31 @@ void store_iter_seek_first(struct store_iter *it)
 	rocksdb_iter_seek_to_first(it->it);
 }
 
+int store_last_u64(struct store *st, enum store_cf cf, uint64_t *out)
+{
+	struct store_iter *it = NULL;
+	int ret;
+
+	ret = store_iter_new(st, cf, &it);
+	if (ret)
+		return ret;
+	store_iter_seek_last(it);
+	ret = -ENOENT;
+	if (store_iter_valid(it)) {
+		size_t klen;
+		const uint8_t *k = store_iter_key(it, &klen);
+
+		if (klen == 8) {
+			*out = get_be64(k);
+			ret = 0;
+		}
+	}
+	if (store_iter_status(it))
+		ret = store_iter_status(it);
+	store_iter_free(it);
+	return ret;
+}
+
 void store_iter_seek_last(struct store_iter *it)
 {
 	rocksdb_iter_seek_to_last(it->it);
@@ -1203,57 +1228,11 @@ out:
 int store_seg_append(struct store *st, const uint8_t id[static 32],
 		     const void *sealed, size_t len, struct store_loc *loc)
 {
-	uint8_t hdr[STORE_SEG_HDR_BYTES];
-	struct iovec iov[3];
-	struct store_seg *s;
-	uint64_t span, off;
-	int ret;
-
 	if (st->rdonly)
 		return -EROFS;
 	if (len > STORE_SEG_MAX - STORE_SEG_HDR_BYTES)
 		return -EINVAL;
-	span = store_round_up(STORE_SEG_HDR_BYTES + (uint64_t)len);
-
-	put_be32(hdr, STORE_SEG_REC_MAGIC);
-	put_be32(hdr + 4, (uint32_t)len);
-	memcpy(hdr + 8, id, 32);
-	put_be64(hdr + 40, store_rec_hash(id, sealed, len));
-
-	for (;;) {
-		s = atomic_load_explicit(&st->active, memory_order_acquire);
-		pthread_rwlock_rdlock(&s->edge);
-		off = atomic_fetch_add_explicit(&s->tail, span,
-						memory_order_relaxed);
-		if (off + span <= STORE_SEG_MAX)
-			break;
-		pthread_rwlock_unlock(&s->edge);
-		ret = store_seg_roll(st, s);
-		if (ret < 0)
-			return ret;
-	}
-
-	iov[0].iov_base = hdr;
-	iov[0].iov_len = sizeof(hdr);
-	iov[1].iov_base = store_unconst(sealed);
-	iov[1].iov_len = len;
-	iov[2].iov_base = store_unconst(store_zero);
-	iov[2].iov_len = span - STORE_SEG_HDR_BYTES - len;
-	ret = store_pwritev_all(s->fd, iov, 3, off);
-	pthread_rwlock_unlock(&s->edge);
-	if (ret < 0) {
-		log_err("cannot write segment '%s/seg/%08" PRIu32
-			"' at %" PRIu64 ": %s",
-			st->path, s->nr, off, strerror(-ret));
-		/* Leave a hole, not a torn record, for a scan to skip. */
-		(void)store_punch(s->fd, off, span);
-		return ret;
-	}
-	atomic_fetch_add_explicit(&s->wgen, 1, memory_order_release);
-	loc->seg = s->nr;
-	loc->len = (uint32_t)len;
-	loc->off = off;
-	return 0;
+	return store_seg_append_batch(st, 1, &id, &sealed, &len, loc);
 }
 
 /*

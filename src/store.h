@@ -131,6 +131,12 @@ void store_iter_free(struct store_iter *it);
 void store_iter_seek(struct store_iter *it, const void *key, size_t klen);
 void store_iter_seek_first(struct store_iter *it);
 void store_iter_seek_last(struct store_iter *it);
+/*
+ * The last key of a family whose keys are big-endian u64 (inode, journal):
+ * -ENOENT if the family is empty or its last key is not 8 bytes.
+ */
+int store_last_u64(struct store *st, enum store_cf cf,
+		   uint64_t *out) MUST_CHECK;
 bool store_iter_valid(const struct store_iter *it);
 void store_iter_next(struct store_iter *it);
 void store_iter_prev(struct store_iter *it);
