@@ -81,7 +81,7 @@ struct fsck_opts {
 	const volatile sig_atomic_t
 	    *cancel;	    /* non-zero: stop soon; may be NULL */
 	unsigned threads;   /* keyed block check; 0: one per CPU */
-	size_t read_buffer; /* segment read buffer; 0: 16 MiB */
+	size_t read_buffer; /* longest record a scan considers; 0: 4 MiB */
 };
 
 struct fsck_result {

@@ -52,7 +52,7 @@
 #include "fsck_int.h"
 #include "log.h"
 
-#define P1_BUF_DEFAULT (16u << 20)
+#define P1_BUF_DEFAULT (4u << 20)
 #define P1_BATCH_BYTES (8u << 20)
 #define P1_BATCH_JOBS  4096
 
@@ -116,7 +116,6 @@ struct fsck_p1 {
 	pthread_t th;
 	bool running;
 	atomic_bool stop;
-	atomic_bool done;
 	_Atomic uint64_t
 	    shown_bytes; /* for progress, read by the main thread */
 	int scan_err;
@@ -701,6 +700,8 @@ static void *scan_main(void *arg)
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	ret = load_index(f, p);
+	log_dbg(LOG_DBG_FSCK, "segment scan: index loaded after %.3f s",
+		fsck_now() - ((double)t0.tv_sec + (double)t0.tv_nsec / 1e9));
 	if (ret == 0)
 		ret = store_seg_list(f->st, &segs, &n, &stray);
 	for (size_t q = 0; q < n && ret == 0; q++) {
@@ -743,7 +744,6 @@ static void *scan_main(void *arg)
 		    (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 	p->scan_err = ret;
 	atomic_store(&p->shown_bytes, p->bytes_read);
-	atomic_store(&p->done, true);
 	return NULL;
 }
 
@@ -801,16 +801,30 @@ void fsck_pass1_stop(struct fsck *f)
 /* Wait for the scan, showing its progress. */
 static int scan_wait(struct fsck *f, struct fsck_p1 *p)
 {
-	struct timespec ts = {0, 50 * 1000 * 1000};
+	int ret;
 
-	while (!atomic_load(&p->done)) {
+	/* Woken by the scan's end, or every 50 ms to show its progress. */
+	for (;;) {
+		struct timespec ts;
+
 		fsck_progress_bytes(f, "reading segments",
 				    atomic_load(&p->shown_bytes), p->total);
 		if (fsck_stopped(f))
 			atomic_store(&p->stop, true);
-		nanosleep(&ts, NULL);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 50 * 1000 * 1000;
+		if (ts.tv_nsec >= 1000 * 1000 * 1000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000 * 1000 * 1000;
+		}
+		ret = pthread_timedjoin_np(p->th, NULL, &ts);
+		if (ret == 0)
+			break;
+		if (ret != ETIMEDOUT) {
+			pthread_join(p->th, NULL);
+			break;
+		}
 	}
-	pthread_join(p->th, NULL);
 	p->running = false;
 	pool_free(p->pool);
 	p->pool = NULL;

@@ -49,6 +49,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/uio.h>
@@ -1682,15 +1683,250 @@ out:
 	return ret;
 }
 
+/*
+ * A scan's bytes. Buffered, [bstart, bend) of the file is at buf and each
+ * fill reads what the parser needs next, with the kernel's read-ahead
+ * keeping the disk busy. Direct (O_DIRECT, where the file system allows
+ * it), the bytes go from the disk straight into a ring that a reader
+ * thread keeps full ahead of the parser: no page-cache copy, no page-cache
+ * memory, and the disk is never idle while a window is checked. The ring
+ * is mapped twice back to back, so any window of it is contiguous.
+ */
+#define STORE_DIO_ALIGN	   4096u
+#define STORE_AHEAD_CHUNK  (8u << 20)
+#define STORE_AHEAD_THREADS 3	/* reads in flight: the disk wants a queue */
+#define STORE_AHEAD_DONE   16	/* reads landed past one still in flight */
+
+struct store_ahead {
+	pthread_t th[STORE_AHEAD_THREADS];
+	int nth;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int fd;
+	uint8_t *ring;		/* 2 * rsize bytes of address space */
+	size_t rsize;
+	uint64_t size;
+	uint64_t end;		/* no reads from here: size, or a short read */
+	uint64_t low;		/* the parser needs nothing below this */
+	uint64_t next;		/* [low, next) of the file is in the ring */
+	uint64_t claim;		/* [next, claim) is being read */
+	struct {
+		uint64_t off, len;
+		bool shorty;
+	} done[STORE_AHEAD_DONE]; /* read, past a read still in flight */
+	int ndone, inflight;
+	uint64_t gen;		/* bumped by a seek: reads in flight are void */
+	int err;		/* errno of a failed read */
+	bool eof, stop;
+};
+
 struct store_scan {
 	int fd;
+	struct store_ahead *ra;	/* direct: the ring and its readers */
 	uint8_t *buf;
 	size_t cap;
 	uint64_t size;		/* of the file */
 	uint64_t bstart;	/* file offset of buf[0] */
 	uint64_t bend;		/* file offset just past the buffered bytes */
+	uint64_t counted;	/* read bytes added to *bytes_read up to here */
 	uint64_t *bytes_read;
 };
+
+static ssize_t store_ahead_pread(struct store_ahead *ra, uint64_t off,
+				 size_t len)
+{
+	uint8_t *dst = ra->ring + off % ra->rsize;
+	ssize_t r;
+
+	/* Past the ring's end the second mapping takes the bytes. */
+	do {
+		r = pread(ra->fd, dst, len, (off_t)off);
+	} while (r < 0 && errno == EINTR);
+	/* Misaligned for this file system after all: read it buffered. */
+	if (r < 0 && errno == EINVAL &&
+	    fcntl(ra->fd, F_SETFL, fcntl(ra->fd, F_GETFL) & ~O_DIRECT) == 0)
+		r = pread(ra->fd, dst, len, (off_t)off);
+	return r;
+}
+
+/* Move next over the reads that have landed in order. */
+static void store_ahead_advance(struct store_ahead *ra)
+{
+	for (int q = 0; q < ra->ndone;) {
+		if (ra->done[q].off != ra->next) {
+			q++;
+			continue;
+		}
+		ra->next += ra->done[q].len;
+		if (ra->done[q].shorty)
+			ra->eof = true;
+		ra->done[q] = ra->done[--ra->ndone];
+		q = 0;
+	}
+}
+
+/* The next read: a chunk, or what is left of the file, aligned. */
+static size_t store_ahead_len(const struct store_ahead *ra)
+{
+	uint64_t left = ra->end - ra->claim;
+
+	left = (left + STORE_DIO_ALIGN - 1) & ~(uint64_t)(STORE_DIO_ALIGN - 1);
+	return (size_t)MIN((uint64_t)STORE_AHEAD_CHUNK, left);
+}
+
+static void *store_ahead_main(void *arg)
+{
+	struct store_ahead *ra = arg;
+
+	pthread_mutex_lock(&ra->lock);
+	for (;;) {
+		uint64_t off, gen;
+		size_t len;
+		ssize_t r;
+		int e;
+
+		/* Whole chunks only, into room the parser has let go of. */
+		while (!ra->stop &&
+		       (ra->eof || ra->err || ra->claim >= ra->end ||
+			ra->ndone + ra->inflight >= STORE_AHEAD_DONE ||
+			ra->low + ra->rsize - ra->claim < store_ahead_len(ra)))
+			pthread_cond_wait(&ra->cond, &ra->lock);
+		if (ra->stop)
+			break;
+		off = ra->claim;
+		gen = ra->gen;
+		len = store_ahead_len(ra);
+		ra->claim += len;
+		ra->inflight++;
+		pthread_mutex_unlock(&ra->lock);
+		r = store_ahead_pread(ra, off, len);
+		e = r < 0 ? errno : 0;
+		pthread_mutex_lock(&ra->lock);
+		ra->inflight--;
+		if (gen != ra->gen) {
+			pthread_cond_broadcast(&ra->cond);
+			continue;
+		}
+		if (r < 0) {
+			ra->err = e ? e : EIO;
+		} else {
+			if ((size_t)r < len)
+				ra->end = MIN(ra->end, off + (uint64_t)r);
+			ra->done[ra->ndone].off = off;
+			ra->done[ra->ndone].len = (uint64_t)r;
+			ra->done[ra->ndone].shorty = (size_t)r < len;
+			ra->ndone++;
+			store_ahead_advance(ra);
+		}
+		pthread_cond_broadcast(&ra->cond);
+	}
+	pthread_mutex_unlock(&ra->lock);
+	return NULL;
+}
+
+static void store_ahead_free(struct store_ahead *ra)
+{
+	if (!ra)
+		return;
+	pthread_mutex_lock(&ra->lock);
+	ra->stop = true;
+	pthread_cond_broadcast(&ra->cond);
+	pthread_mutex_unlock(&ra->lock);
+	for (int q = 0; q < ra->nth; q++)
+		pthread_join(ra->th[q], NULL);
+	pthread_mutex_destroy(&ra->lock);
+	pthread_cond_destroy(&ra->cond);
+	munmap(ra->ring, 2 * ra->rsize);
+	free(ra);
+}
+
+/* A reader for fd (opened O_DIRECT) whose ring holds at least want bytes. */
+static struct store_ahead *store_ahead_new(int fd, uint64_t size, size_t want)
+{
+	struct store_ahead *ra = calloc(1, sizeof(*ra));
+	size_t rsize = (want + STORE_DIO_ALIGN - 1) & ~(size_t)(STORE_DIO_ALIGN - 1);
+	uint8_t *ring;
+	int mfd;
+
+	if (!ra)
+		return NULL;
+	mfd = memfd_create("embassyfs-scan", MFD_CLOEXEC);
+	if (mfd < 0 || ftruncate(mfd, (off_t)rsize) < 0)
+		goto fail;
+	ring = mmap(NULL, 2 * rsize, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS,
+		    -1, 0);
+	if (ring == MAP_FAILED)
+		goto fail;
+	if (mmap(ring, rsize, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+		 mfd, 0) == MAP_FAILED ||
+	    mmap(ring + rsize, rsize, PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_FIXED, mfd, 0) == MAP_FAILED) {
+		munmap(ring, 2 * rsize);
+		goto fail;
+	}
+	close(mfd);
+	ra->fd = fd;
+	ra->ring = ring;
+	ra->rsize = rsize;
+	ra->size = ra->end = size;
+	pthread_mutex_init(&ra->lock, NULL);
+	pthread_cond_init(&ra->cond, NULL);
+	for (int q = 0; q < STORE_AHEAD_THREADS; q++) {
+		if (pthread_create(&ra->th[q], NULL, store_ahead_main, ra))
+			break;
+		ra->nth++;
+	}
+	if (!ra->nth) {
+		store_ahead_free(ra);
+		return NULL;
+	}
+	return ra;
+fail:
+	if (mfd >= 0)
+		close(mfd);
+	free(ra);
+	return NULL;
+}
+
+/* Direct: wait until the ring holds [pos, pos + need) or the file's end. */
+static int store_ahead_fill(struct store_scan *sc, uint64_t pos, size_t need)
+{
+	struct store_ahead *ra = sc->ra;
+	uint64_t base = pos & ~(uint64_t)(STORE_DIO_ALIGN - 1);
+	uint64_t want = MIN(pos + need, sc->size);
+	int err;
+
+	pthread_mutex_lock(&ra->lock);
+	if (base < ra->low || base > ra->next) {
+		/* A jump (over a hole): start reading afresh at base. */
+		ra->low = ra->next = ra->claim = base;
+		ra->ndone = 0;
+		ra->end = ra->size;
+		ra->gen++;
+		ra->eof = false;
+		sc->counted = base;
+	} else {
+		ra->low = base;
+	}
+	pthread_cond_broadcast(&ra->cond);
+	while (ra->next < want && !ra->err && !ra->eof)
+		pthread_cond_wait(&ra->cond, &ra->lock);
+	err = ra->err;
+	sc->bstart = ra->low;
+	sc->bend = ra->next;
+	pthread_mutex_unlock(&ra->lock);
+	sc->buf = ra->ring + sc->bstart % ra->rsize;
+	if (sc->bend > sc->counted) {
+		if (sc->bytes_read)
+			*sc->bytes_read += sc->bend - sc->counted;
+		sc->counted = sc->bend;
+	}
+	if (err) {
+		errno = err;
+		return -EIO;
+	}
+	return 0;
+}
 
 /* Make [pos, pos + need) buffered (need <= cap); short only at end of file. */
 #define STORE_SCAN_AHEAD 4
@@ -1699,6 +1935,8 @@ static int store_scan_fill(struct store_scan *sc, uint64_t pos, size_t need)
 {
 	if (pos >= sc->bstart && pos + need <= sc->bend)
 		return 0;
+	if (sc->ra)
+		return store_ahead_fill(sc, pos, need);
 	if (pos >= sc->bstart && pos < sc->bend) {
 		memmove(sc->buf, sc->buf + (pos - sc->bstart),
 			(size_t)(sc->bend - pos));
@@ -1748,24 +1986,37 @@ int store_seg_scan(struct store *st, uint32_t nr, size_t bufsize,
 	uint64_t pos = 0, shadow_end = 0, junk_start = 0, junk_end = 0;
 	struct stat sb;
 	void *mem = NULL;
+	bool direct;
 	int ret;
 
 	if (bufsize < STORE_SCAN_MIN_BUF)
 		bufsize = STORE_SCAN_MIN_BUF;
 	snprintf(name, sizeof(name), "%08" PRIu32, nr);
-	sc.fd = openat(st->seg_dirfd, name, O_RDONLY | O_CLOEXEC);
+	sc.fd = openat(st->seg_dirfd, name, O_RDONLY | O_CLOEXEC | O_DIRECT);
+	direct = sc.fd >= 0;
+	if (sc.fd < 0 && errno == EINVAL)
+		sc.fd = openat(st->seg_dirfd, name, O_RDONLY | O_CLOEXEC);
 	if (sc.fd < 0)
 		return errno == ENOENT ? -ENOENT : -EIO;
 	ret = -EIO;
 	if (fstat(sc.fd, &sb) < 0)
 		goto out;
 	sc.size = (uint64_t)sb.st_size;
-	(void)posix_fadvise(sc.fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	ret = -ENOMEM;
-	if (posix_memalign(&mem, 4096, bufsize))
-		goto out;
-	sc.buf = mem;
 	sc.cap = bufsize;
+	/* A window being checked, and reads landing past it. */
+	if (direct)
+		sc.ra = store_ahead_new(sc.fd, sc.size,
+					bufsize + 2 * STORE_AHEAD_CHUNK);
+	if (direct && !sc.ra &&
+	    fcntl(sc.fd, F_SETFL, fcntl(sc.fd, F_GETFL) & ~O_DIRECT) < 0)
+		goto out;
+	if (!sc.ra) {
+		(void)posix_fadvise(sc.fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+		ret = -ENOMEM;
+		if (posix_memalign(&mem, STORE_DIO_ALIGN, bufsize))
+			goto out;
+		sc.buf = mem;
+	}
 
 #define STORE_SCAN_FLUSH_JUNK()                                               \
 	do {                                                                  \
@@ -1879,6 +2130,7 @@ out:
 	if (ret == -EIO)
 		log_err("cannot read segment '%s/seg/%s': %s", st->path, name,
 			strerror(errno));
+	store_ahead_free(sc.ra);
 	free(mem);
 	close(sc.fd);
 	return ret;
@@ -1978,6 +2230,8 @@ int store_iter_new_scan(struct store *st, enum store_cf cf,
 	it = calloc(1, sizeof(*it));
 	if (!it)
 		return -ENOMEM;
+	/* Per thread: no statistics counted on every step of the walk. */
+	rocksdb_set_perf_level(rocksdb_disable);
 	ro = rocksdb_readoptions_create();
 	rocksdb_readoptions_set_fill_cache(ro, 0);
 	rocksdb_readoptions_set_readahead_size(ro, STORE_SCAN_READAHEAD);

@@ -484,6 +484,59 @@ START_TEST(test_store_seg_scan)
 }
 END_TEST
 
+/*
+ * A segment larger than the scan's read-ahead: records straddle its reads
+ * and a punched hole makes it jump; each record is seen once, whole.
+ */
+START_TEST(test_store_seg_scan_large)
+{
+	enum { NREC = 48, HOLE_FIRST = 10, HOLE_LAST = 29 };
+	struct scan_seen s = {.ordered = true};
+	struct store_seg_info *segs;
+	struct store_loc loc[NREC];
+	uint8_t id[32] = {0};
+	size_t n, stray, maxlen = 1100 * 1024;
+	uint8_t *data = malloc(maxlen);
+	struct store *st;
+	char *dir = tu_tmpdir();
+	uint64_t bytes = 0, hole_lo, hole_hi;
+
+	ck_assert_ptr_nonnull(data);
+	ck_assert_int_eq(rmdir(dir), 0);
+	ck_assert_int_eq(store_open(dir, STORE_CREATE, &st), 0);
+	for (int q = 0; q < NREC; q++) {
+		size_t len = 700 * 1024 + (size_t)q * 8191;
+
+		id[0] = (uint8_t)q;
+		for (size_t b = 0; b < len; b++)
+			data[b] = (uint8_t)(b * 31 + (size_t)q);
+		ck_assert_int_eq(store_seg_append(st, id, data, len, &loc[q]),
+				 0);
+	}
+	ck_assert_int_eq(store_sync(st), 0);
+	ck_assert_int_eq(store_seg_list(st, &segs, &n, &stray), 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_uint_gt(segs[0].size, 32u << 20);
+	hole_lo = loc[HOLE_FIRST].off;
+	hole_hi = loc[HOLE_LAST + 1].off;
+	ck_assert_int_eq(
+	    store_seg_punch(st, segs[0].nr, hole_lo, hole_hi - hole_lo), 0);
+	ck_assert_int_eq(store_seg_scan(st, segs[0].nr, 0, scan_cb, &s, &bytes),
+			 0);
+	ck_assert_int_eq(s.ok, NREC - (HOLE_LAST - HOLE_FIRST + 1));
+	ck_assert_int_eq(s.bad, 0);
+	ck_assert_int_eq(s.junk, 0);
+	ck_assert_int_eq(s.shorty, 0);
+	ck_assert(s.ordered);
+	ck_assert_uint_eq(s.last_off, loc[NREC - 1].off);
+	ck_assert_uint_ge(bytes, segs[0].size - (hole_hi - hole_lo));
+	free(segs);
+	free(data);
+	store_close(st);
+	tu_rmdir(dir);
+}
+END_TEST
+
 static Suite *fsck_suite(void)
 {
 	Suite *s = suite_create("fsck");
@@ -502,6 +555,7 @@ static Suite *fsck_suite(void)
 	tcase_add_test(errors, test_fsck_wrong_key);
 	tcase_add_test(errors, test_fsck_busy_refuses_repair);
 	tcase_add_test(scan, test_store_seg_scan);
+	tcase_add_test(scan, test_store_seg_scan_large);
 	tcase_set_timeout(core, 60);
 	tcase_set_timeout(errors, 60);
 	tcase_set_timeout(scan, 30);
