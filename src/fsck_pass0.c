@@ -27,6 +27,8 @@
 #include "fsck.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -323,77 +325,184 @@ static bool key_shape_ok(enum store_cf cf, const uint8_t *k, size_t klen)
 	}
 }
 
-struct walk0 {
-	enum store_cf cf;
-	uint64_t n;
+/*
+ * The column families are walked by two threads at once, each family by
+ * one: what a walk finds is kept, and reported by the main thread once
+ * both are done, in column family order, as if one thread had walked.
+ */
+struct walk0_bad {
+	uint8_t *key;
+	size_t klen;
 };
+
+struct walk0 {
+	struct fsck *f;
+	enum store_cf cf;
+	bool main;		/* the main thread: shows progress */
+	uint64_t n;
+	int ret;		/* the walk's end */
+	struct walk0_bad *bad;	/* malformed keys */
+	size_t nbad, capbad;
+};
+
+static int walk0_super(struct fsck *f, struct walk0 *w, const uint8_t *k,
+		       size_t klen, const uint8_t *v, size_t vlen)
+{
+	struct fsck_pctx pc = {
+	    .cf = FSCK_PCTX_CF(w->cf), .key = k, .klen = klen};
+
+	if (klen == 6 && !memcmp(k, "header", 6))
+		return 0;
+	if (klen == 4 && !memcmp(k, "head", 4))
+		return 0;
+	if (klen == 6 && !memcmp(k, "mounts", 6)) {
+		if (vlen == 8 + KEY_MAC_BYTES)
+			f->mounts = get_be64(v);
+		return 0;
+	}
+	if (klen == 10 && !memcmp(k, "error.last", 10)) {
+		if (vlen == 16) {
+			pc.n1 = get_be64(v + 8);
+			pc.n2 = get_be64(v);
+		}
+		if (fsck_problem(f, PR_0_RUNTIME_ERROR, &pc))
+			store_batch_delete(fsck_raw(f), STORE_CF_SUPER, k,
+					   klen);
+		return 0;
+	}
+	if (fsck_problem(f, PR_0_SUPER_UNKNOWN, &pc))
+		store_batch_delete(fsck_raw(f), STORE_CF_SUPER, k, klen);
+	return 0;
+}
 
 static int walk0_fn(struct fsck *f, void *arg, const uint8_t *k, size_t klen,
 		    const uint8_t *v, size_t vlen)
 {
 	struct walk0 *w = arg;
-	struct fsck_pctx pc = {
-	    .cf = FSCK_PCTX_CF(w->cf), .key = k, .klen = klen};
+	struct walk0_bad *b;
 
 	w->n++;
-	if ((w->n & 0xffff) == 0)
+	if (w->main && (w->n & 0xffff) == 0)
 		fsck_progress(f, "reading column families", w->n, 0);
-	if (w->cf == STORE_CF_SUPER) {
-		if (klen == 6 && !memcmp(k, "header", 6))
-			return 0;
-		if (klen == 4 && !memcmp(k, "head", 4))
-			return 0;
-		if (klen == 6 && !memcmp(k, "mounts", 6)) {
-			if (vlen == 8 + KEY_MAC_BYTES)
-				f->mounts = get_be64(v);
-			return 0;
-		}
-		if (klen == 10 && !memcmp(k, "error.last", 10)) {
-			if (vlen == 16) {
-				pc.n1 = get_be64(v + 8);
-				pc.n2 = get_be64(v);
-			}
-			if (fsck_problem(f, PR_0_RUNTIME_ERROR, &pc))
-				store_batch_delete(fsck_raw(f), STORE_CF_SUPER,
-						   k, klen);
-			return 0;
-		}
-		if (fsck_problem(f, PR_0_SUPER_UNKNOWN, &pc))
-			store_batch_delete(fsck_raw(f), STORE_CF_SUPER, k,
-					   klen);
+	if (w->cf == STORE_CF_SUPER)
+		return walk0_super(f, w, k, klen, v, vlen);
+	if (key_shape_ok(w->cf, k, klen))
 		return 0;
+	if (w->nbad == w->capbad) {
+		size_t cap = w->capbad ? 2 * w->capbad : 16;
+
+		b = realloc(w->bad, cap * sizeof(*b));
+		if (!b)
+			return -ENOMEM;
+		w->bad = b;
+		w->capbad = cap;
 	}
-	if (!key_shape_ok(w->cf, k, klen)) {
-		pc.str = store_cf_name(w->cf);
-		if (fsck_problem(f, PR_0_KEY_MALFORMED, &pc))
-			store_batch_delete(fsck_raw(f), w->cf, k, klen);
-	}
+	b = &w->bad[w->nbad];
+	b->key = malloc(klen ? klen : 1);
+	if (!b->key)
+		return -ENOMEM;
+	memcpy(b->key, k, klen);
+	b->klen = klen;
+	w->nbad++;
 	return 0;
+}
+
+struct walk0_helper {
+	struct walk0 *w;
+	size_t n;
+	atomic_bool stop;	/* set by the main thread if the run stops */
+};
+
+static void *walk0_main(void *arg)
+{
+	struct walk0_helper *h = arg;
+
+	for (size_t q = 0; q < h->n; q++) {
+		struct walk0 *w = &h->w[q];
+
+		w->ret = fsck_cf_walk_stop(w->f, w->cf, NULL, 0, walk0_fn, w,
+					   &h->stop);
+	}
+	return NULL;
+}
+
+/* The helper's share: block values and locations, about half the bytes. */
+static bool walk0_helper_cf(enum store_cf cf)
+{
+	return cf == STORE_CF_LOCAL || cf == STORE_CF_BLOCK;
 }
 
 static int check_cfs(struct fsck *f)
 {
-	for (int cf = 0; cf < STORE_CF_COUNT && !fsck_stopped(f); cf++) {
-		struct walk0 w = {.cf = (enum store_cf)cf};
-		struct fsck_pctx pc = {0};
-		int ret;
+	struct walk0 w[STORE_CF_COUNT];
+	struct walk0_helper h = {.w = w};
+	pthread_t th;
+	bool helper;
+	int ret = 0;
 
+	memset(w, 0, sizeof(w));
+	for (int cf = 0; cf < STORE_CF_COUNT; cf++) {
+		w[cf].f = f;
+		w[cf].cf = (enum store_cf)cf;
+		w[cf].main = true;
+	}
+	/* The helper walks w[0..h.n): its families, moved to the front. */
+	for (int cf = 0; cf < STORE_CF_COUNT; cf++) {
+		if (walk0_helper_cf((enum store_cf)cf)) {
+			struct walk0 t = w[h.n];
+
+			w[h.n] = w[cf];
+			w[cf] = t;
+			w[h.n++].main = false;
+		}
+	}
+	helper = pthread_create(&th, NULL, walk0_main, &h) == 0;
+	for (size_t q = helper ? h.n : 0; q < STORE_CF_COUNT; q++) {
 		/* Read whole by pass 4 first thing, with the same checks. */
+		if (w[q].cf == STORE_CF_JOURNAL || fsck_stopped(f))
+			continue;
+		w[q].ret = fsck_cf_walk(f, w[q].cf, NULL, 0, walk0_fn, &w[q]);
+	}
+	if (helper) {
+		if (fsck_stopped(f))
+			atomic_store(&h.stop, true);
+		pthread_join(th, NULL);
+	}
+	for (int cf = 0; cf < STORE_CF_COUNT; cf++) {
+		struct walk0 *x = NULL;
+		struct fsck_pctx pc = {0};
+
+		for (size_t q = 0; q < STORE_CF_COUNT; q++)
+			if (w[q].cf == (enum store_cf)cf)
+				x = &w[q];
 		if (cf == STORE_CF_JOURNAL)
 			continue;
-		ret = fsck_cf_walk(f, (enum store_cf)cf, NULL, 0, walk0_fn, &w);
-		if (ret == -ECANCELED)
-			return 0;
-		if (ret == -ENOMEM)
-			return ret;
-		if (ret) {
-			pc.str = store_cf_name((enum store_cf)cf);
-			pc.n2 = w.n;
+		for (size_t q = 0; q < x->nbad && !fsck_stopped(f); q++) {
+			struct fsck_pctx bpc = {.cf = FSCK_PCTX_CF(x->cf),
+						.key = x->bad[q].key,
+						.klen = x->bad[q].klen,
+						.str = store_cf_name(x->cf)};
+
+			if (fsck_problem(f, PR_0_KEY_MALFORMED, &bpc))
+				store_batch_delete(fsck_raw(f), x->cf,
+						   x->bad[q].key,
+						   x->bad[q].klen);
+		}
+		for (size_t q = 0; q < x->nbad; q++)
+			free(x->bad[q].key);
+		free(x->bad);
+		f->stats.keys[cf] = x->n;
+		if (x->ret == -ECANCELED || ret)
+			continue;
+		if (x->ret == -ENOMEM) {
+			ret = x->ret;
+		} else if (x->ret) {
+			pc.str = store_cf_name(x->cf);
+			pc.n2 = x->n;
 			fsck_problem(f, PR_0_CF_UNREADABLE, &pc);
 		}
-		f->stats.keys[cf] = w.n;
 	}
-	return 0;
+	return ret;
 }
 
 static int check_segments(struct fsck *f)

@@ -228,6 +228,45 @@ START_TEST(test_fsck_restore_from_journal)
 }
 END_TEST
 
+/* Keys of a shape their column family never holds, on both walkers. */
+START_TEST(test_fsck_key_malformed)
+{
+	static const enum store_cf cfs[] = {STORE_CF_INODE, STORE_CF_EXTENT,
+					    STORE_CF_BLOCK, STORE_CF_LOCAL};
+	struct store_batch *b;
+	struct fsck_result r;
+	struct store *st;
+	struct cfix c;
+	const char *at;
+
+	cfix_open(&c);
+	ck_assert_int_eq(store_open(c.dir, 0, &st), 0);
+	ck_assert_int_eq(store_batch_new(&b), 0);
+	for (size_t q = 0; q < sizeof(cfs) / sizeof(cfs[0]); q++)
+		store_batch_put(b, cfs[q], "odd", 3, "v", 1);
+	ck_assert_int_eq(store_write(st, b, true), 0);
+	store_batch_free(b);
+	store_close(st);
+	run(&c, c.dir, FSCK_MODE_NO, false, false, &r);
+	ck_assert(!r.modified);
+	ck_assert_uint_ge(r.problems, 4);
+	/* Reported in column family order, whichever thread walked it. */
+	at = c.out;
+	for (size_t q = 0; q < sizeof(cfs) / sizeof(cfs[0]); q++) {
+		at = strstr(at, "key-malformed");
+		ck_assert_ptr_nonnull(at);
+		at = strstr(at, store_cf_name(cfs[q]));
+		ck_assert_ptr_nonnull(at);
+	}
+	run(&c, c.dir, FSCK_MODE_YES, false, false, &r);
+	ck_assert(r.modified);
+	ck_assert_uint_ge(r.corrected, 4);
+	run(&c, c.dir, FSCK_MODE_YES, true, false, &r);
+	ck_assert_uint_eq(r.problems, 0);
+	cfix_close(&c);
+}
+END_TEST
+
 START_TEST(test_fsck_lost_found)
 {
 	struct fsck_result r;
@@ -548,6 +587,7 @@ static Suite *fsck_suite(void)
 	tcase_add_test(core, test_fsck_clean_keyed);
 	tcase_add_test(core, test_fsck_restore_from_journal);
 	tcase_add_test(core, test_fsck_lost_found);
+	tcase_add_test(core, test_fsck_key_malformed);
 	tcase_add_test(core, test_fsck_json_document);
 	tcase_add_test(core, test_fsck_problem_table);
 	tcase_add_test(core, test_fsck_compare);
