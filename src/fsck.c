@@ -775,6 +775,7 @@ int fsck_commit(struct fsck *f)
 	if (!f->rw || !f->st)
 		return 0;
 	if (store_batch_count(f->raw)) {
+		f->writes++;
 		ret = store_write(f->st, f->raw, false);
 		if (ret)
 			return ret;
@@ -782,6 +783,7 @@ int fsck_commit(struct fsck *f)
 		f->modified = true;
 	}
 	if (f->txn && !journal_txn_empty(f->txn)) {
+		f->writes++;
 		ret = journal_commit(f->j, f->txn, false, NULL);
 		if (ret)
 			return ret;
@@ -791,15 +793,13 @@ int fsck_commit(struct fsck *f)
 	return 0;
 }
 
-int fsck_cf_walk(struct fsck *f, enum store_cf cf, const void *prefix,
-		 size_t plen, fsck_cf_fn *fn, void *arg)
-{
-	return fsck_cf_walk_stop(f, cf, prefix, plen, fn, arg, NULL);
-}
-
-int fsck_cf_walk_stop(struct fsck *f, enum store_cf cf, const void *prefix,
-		      size_t plen, fsck_cf_fn *fn, void *arg,
-		      const atomic_bool *stop)
+/*
+ * Walk the keys with the prefix (all if plen is 0), from the first or from
+ * the one after key `after` (alen > 0).
+ */
+static int cf_walk(struct fsck *f, enum store_cf cf, const void *prefix,
+		   size_t plen, const uint8_t *after, size_t alen,
+		   fsck_cf_fn *fn, void *arg, const atomic_bool *stop)
 {
 	struct store_iter *it = NULL;
 	uint64_t n = 0;
@@ -809,7 +809,9 @@ int fsck_cf_walk_stop(struct fsck *f, enum store_cf cf, const void *prefix,
 		   : store_iter_new_scan(f->st, cf, &it);
 	if (ret)
 		return ret;
-	if (plen)
+	if (alen)
+		store_iter_seek(it, after, alen);
+	else if (plen)
 		store_iter_seek(it, prefix, plen);
 	else
 		store_iter_seek_first(it);
@@ -820,6 +822,8 @@ int fsck_cf_walk_stop(struct fsck *f, enum store_cf cf, const void *prefix,
 
 		if (plen && (klen < plen || memcmp(k, prefix, plen)))
 			break;
+		if (alen && klen == alen && !memcmp(k, after, alen))
+			continue;
 		ret = fn(f, arg, k, klen, v, vlen);
 		if (ret)
 			goto out;
@@ -833,6 +837,184 @@ int fsck_cf_walk_stop(struct fsck *f, enum store_cf cf, const void *prefix,
 out:
 	store_iter_free(it);
 	return ret;
+}
+
+/*
+ * What the kept families may hold in all: a fixed cost, not one per block.
+ * Past it, walks read RocksDB again from where the memory ends.
+ */
+#define FSCK_KEEP_BYTES (64u << 20)
+
+/* Make room in c for need more bytes, within the shared budget. */
+static bool keep_room(struct fsck *f, struct fsck_cf_cache *c, size_t need)
+{
+	size_t want[2] = {MAX(c->cap ? 2 * c->cap : (size_t)1 << 20,
+			      c->used + need),
+			  c->used + need};
+
+	if (c->used + need <= c->cap)
+		return true;
+	for (int q = 0; q < 2; q++) {
+		size_t more = want[q] - c->cap;
+		uint8_t *b;
+
+		if (atomic_fetch_add(&f->cache_bytes, more) + more >
+		    (f->o.keep_bytes ? f->o.keep_bytes : FSCK_KEEP_BYTES)) {
+			atomic_fetch_sub(&f->cache_bytes, more);
+			continue;
+		}
+		b = realloc(c->buf, want[q]);
+		if (!b) {
+			atomic_fetch_sub(&f->cache_bytes, more);
+			return false;
+		}
+		c->buf = b;
+		c->cap = want[q];
+		return true;
+	}
+	return false;
+}
+
+static bool keep_add(struct fsck *f, struct fsck_cf_cache *c, const uint8_t *k,
+		     size_t klen, const uint8_t *v, size_t vlen)
+{
+	size_t need = 8 + klen + vlen;
+
+	if (!keep_room(f, c, need))
+		return false;
+	put_be32(c->buf + c->used, (uint32_t)klen);
+	put_be32(c->buf + c->used + 4, (uint32_t)vlen);
+	memcpy(c->buf + c->used + 8, k, klen);
+	memcpy(c->buf + c->used + 8 + klen, v, vlen);
+	c->used += need;
+	return true;
+}
+
+static int keep_fn(struct fsck *f, void *arg, const uint8_t *k, size_t klen,
+		   const uint8_t *v, size_t vlen)
+{
+	return keep_add(f, arg, k, klen, v, vlen) ? 0 : -EFBIG;
+}
+
+static void cache_drop(struct fsck *f, struct fsck_cf_cache *c)
+{
+	atomic_fetch_sub(&f->cache_bytes, c->cap);
+	free(c->buf);
+	memset(c, 0, sizeof(*c));
+}
+
+int fsck_cf_keep(struct fsck *f, enum store_cf cf)
+{
+	struct fsck_cf_cache *c = &f->cache[cf];
+	int ret;
+
+	if (c->on && c->writes == f->writes)
+		return 0;
+	cache_drop(f, c);
+	c->writes = f->writes;
+	ret = cf_walk(f, cf, NULL, 0, NULL, 0, keep_fn, c, NULL);
+	if (ret == 0 || ret == -EFBIG) {
+		c->on = c->used > 0 || ret == 0;
+		c->whole = ret == 0;
+		return 0;
+	}
+	cache_drop(f, c);
+	return ret == -ECANCELED ? ret : 0;
+}
+
+struct keep_walk {
+	struct fsck_cf_cache *c;
+	fsck_cf_fn *fn;
+	void *arg;
+	bool full;	/* the budget ran out: keeping stopped */
+};
+
+static int keep_walk_fn(struct fsck *f, void *arg, const uint8_t *k,
+			size_t klen, const uint8_t *v, size_t vlen)
+{
+	struct keep_walk *w = arg;
+
+	if (!w->full && !keep_add(f, w->c, k, klen, v, vlen))
+		w->full = true;
+	return w->fn(f, w->arg, k, klen, v, vlen);
+}
+
+int fsck_cf_walk_keep(struct fsck *f, enum store_cf cf, fsck_cf_fn *fn,
+		      void *arg, const atomic_bool *stop)
+{
+	struct fsck_cf_cache *c = &f->cache[cf];
+	struct keep_walk w = {.c = c, .fn = fn, .arg = arg};
+	int ret;
+
+	cache_drop(f, c);
+	c->writes = f->writes;
+	ret = cf_walk(f, cf, NULL, 0, NULL, 0, keep_walk_fn, &w, stop);
+	if (ret == 0) {
+		c->on = true;
+		c->whole = !w.full;
+	} else {
+		cache_drop(f, c);
+	}
+	return ret;
+}
+
+void fsck_cf_unkeep(struct fsck *f)
+{
+	for (int cf = 0; cf < STORE_CF_COUNT; cf++)
+		cache_drop(f, &f->cache[cf]);
+}
+
+/* A whole walk of a kept family: memory first, then RocksDB past it. */
+static int cache_walk(struct fsck *f, struct fsck_cf_cache *c,
+		      enum store_cf cf, const void *prefix, size_t plen,
+		      fsck_cf_fn *fn, void *arg)
+{
+	const uint8_t *last = NULL;
+	size_t lastlen = 0, n = 0;
+	int ret;
+
+	for (size_t at = 0; at < c->used;) {
+		size_t klen = get_be32(c->buf + at);
+		size_t vlen = get_be32(c->buf + at + 4);
+		const uint8_t *k = c->buf + at + 8;
+
+		at += 8 + klen + vlen;
+		if (plen) {
+			int d = memcmp(k, prefix, MIN(klen, plen));
+
+			if (d < 0 || (d == 0 && klen < plen))
+				continue;
+			if (d > 0)
+				return 0; /* past the prefix: all of it was here */
+		}
+		ret = fn(f, arg, k, klen, k + klen, vlen);
+		if (ret)
+			return ret;
+		if ((++n & 0x3fff) == 0 && fsck_stopped(f))
+			return -ECANCELED;
+		last = k;
+		lastlen = klen;
+	}
+	if (c->whole)
+		return 0;
+	return cf_walk(f, cf, prefix, plen, last, lastlen, fn, arg, NULL);
+}
+
+int fsck_cf_walk(struct fsck *f, enum store_cf cf, const void *prefix,
+		 size_t plen, fsck_cf_fn *fn, void *arg)
+{
+	struct fsck_cf_cache *c = &f->cache[cf];
+
+	if (c->on && c->writes == f->writes)
+		return cache_walk(f, c, cf, prefix, plen, fn, arg);
+	return cf_walk(f, cf, prefix, plen, NULL, 0, fn, arg, NULL);
+}
+
+int fsck_cf_walk_stop(struct fsck *f, enum store_cf cf, const void *prefix,
+		      size_t plen, fsck_cf_fn *fn, void *arg,
+		      const atomic_bool *stop)
+{
+	return cf_walk(f, cf, prefix, plen, NULL, 0, fn, arg, stop);
 }
 
 /* ---- run and summary ---- */
@@ -1067,6 +1249,9 @@ int fsck_run(struct fsck *f)
 		fsck_pass_end(f);
 	}
 	prefetch_stop(f);
+	log_dbg(LOG_DBG_FSCK, "kept in memory: %zu bytes",
+		atomic_load(&f->cache_bytes));
+	fsck_cf_unkeep(f);
 	fsck_close_store(f);
 	return f->library ? -EIO : 0;
 }

@@ -82,6 +82,7 @@ struct fsck_opts {
 	    *cancel;	    /* non-zero: stop soon; may be NULL */
 	unsigned threads;   /* keyed block check; 0: one per CPU */
 	size_t read_buffer; /* longest record a scan considers; 0: 4 MiB */
+	size_t keep_bytes;  /* column families kept in memory; 0: 64 MiB */
 };
 
 struct fsck_result {

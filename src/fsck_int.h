@@ -228,6 +228,16 @@ struct fsck {
 	size_t nlost_inos, caplost_inos;
 	struct fsck_stats stats;
 	struct fsck_p1 *p1; /* pass 1's scan, started by pass 0 */
+	/* column families kept in memory for the walks after pass 1's */
+	struct fsck_cf_cache {
+		uint8_t *buf; /* entries: be32 klen, be32 vlen, key, value */
+		size_t used, cap;
+		uint64_t writes; /* f->writes when kept */
+		bool on;	 /* holds the head of a walk... */
+		bool whole;	 /* ...and all of it */
+	} cache[STORE_CF_COUNT];
+	_Atomic size_t cache_bytes; /* kept by pass 0's two walkers at once */
+	uint64_t writes; /* commits that wrote something */
 	/* progress */
 	const char *prog_what;
 	uint64_t prog_done, prog_total, prog_last;
@@ -370,6 +380,22 @@ int fsck_cf_walk(struct fsck *f, enum store_cf cf, const void *prefix,
 int fsck_cf_walk_stop(struct fsck *f, enum store_cf cf, const void *prefix,
 		      size_t plen, fsck_cf_fn *fn, void *arg,
 		      const atomic_bool *stop) MUST_CHECK;
+
+/*
+ * Keep cf's keys and values in memory (up to a budget shared by all
+ * families), so that the next whole walks of cf read memory instead of
+ * RocksDB; pass 1 does it while it waits for the segment scan. A kept
+ * family is used only while no commit has written since. 0, or
+ * -ECANCELED; a failed read is left for the walk that needs it to report.
+ */
+int fsck_cf_keep(struct fsck *f, enum store_cf cf) MUST_CHECK;
+void fsck_cf_unkeep(struct fsck *f);
+/*
+ * fsck_cf_walk_stop that also keeps what it reads, as far as the budget
+ * goes (pass 0, which reads every family first).
+ */
+int fsck_cf_walk_keep(struct fsck *f, enum store_cf cf, fsck_cf_fn *fn,
+		      void *arg, const atomic_bool *stop) MUST_CHECK;
 
 /* Why a destructive repair waits while pass 4 left values unrestored. */
 #define FSCK_NOFIX_STATE "restore the values the journal holds first"

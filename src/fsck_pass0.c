@@ -329,6 +329,8 @@ static bool key_shape_ok(enum store_cf cf, const uint8_t *k, size_t klen)
  * The column families are walked by two threads at once, each family by
  * one: what a walk finds is kept, and reported by the main thread once
  * both are done, in column family order, as if one thread had walked.
+ * What they read is kept in memory too, as far as fsck_cf_walk_keep's
+ * budget goes, for the passes that walk the same families again.
  */
 struct walk0_bad {
 	uint8_t *key;
@@ -420,8 +422,7 @@ static void *walk0_main(void *arg)
 	for (size_t q = 0; q < h->n; q++) {
 		struct walk0 *w = &h->w[q];
 
-		w->ret = fsck_cf_walk_stop(w->f, w->cf, NULL, 0, walk0_fn, w,
-					   &h->stop);
+		w->ret = fsck_cf_walk_keep(w->f, w->cf, walk0_fn, w, &h->stop);
 	}
 	return NULL;
 }
@@ -461,7 +462,7 @@ static int check_cfs(struct fsck *f)
 		/* Read whole by pass 4 first thing, with the same checks. */
 		if (w[q].cf == STORE_CF_JOURNAL || fsck_stopped(f))
 			continue;
-		w[q].ret = fsck_cf_walk(f, w[q].cf, NULL, 0, walk0_fn, &w[q]);
+		w[q].ret = fsck_cf_walk_keep(f, w[q].cf, walk0_fn, &w[q], NULL);
 	}
 	if (helper) {
 		if (fsck_stopped(f))

@@ -138,7 +138,26 @@ struct fsck_p1 {
 	bool have_last;
 	uint64_t bytes_read, total;
 	struct p1_pool *pool;
+	/* keyless: the index loads on its own thread while the scan starts */
+	pthread_t index_th;
+	bool index_thread;	/* index_th runs load_index */
+	atomic_bool index_ready;/* ...and has ended (index_ret is set) */
+	bool index_joined;	/* the scan joined it and matched `early` */
+	int index_ret;
+	struct p1_fact *early;	/* records met before the index was ready */
+	size_t nearly, capearly;
 };
+
+/* What the scan keeps of a record until the index can place it. */
+struct p1_fact {
+	uint8_t id[KEY_ID_BYTES];
+	uint64_t sum;
+	uint32_t seg, offu, len, units;
+	bool ok;
+};
+
+/* Records held back at most (64 bytes each); past that the scan waits. */
+#define P1_EARLY_MAX (256u * 1024)
 
 #define GROW(arr, n, cap)                                                      \
 	do {                                                                   \
@@ -636,14 +655,65 @@ static int pool_new(struct fsck *f, struct p1_pool **out)
 
 /* ---- the scan ---- */
 
+/* Match a record to the index; sealed (for the pool) may be NULL. */
+static int scan_match(struct fsck_p1 *p, const struct p1_fact *r,
+		      const uint8_t *sealed)
+{
+	struct fsck *f = p->f;
+	struct fsck_blk *b = fsck_blk_find(&f->blocks, r->id);
+
+	if (b && (b->flags & FSCK_BLK_IN_L) && b->seg == r->seg &&
+	    b->offu == r->offu && !(b->flags & FSCK_BLK_SEEN)) {
+		b->flags |= FSCK_BLK_SEEN;
+		if (!r->ok || r->len != b->len) {
+			b->flags |= FSCK_BLK_REC_BAD;
+			return 0;
+		}
+		b->flags |= FSCK_BLK_REC_OK;
+		b->csum = r->sum; /* compared when values load */
+		if (p->pool && sealed)
+			return pool_add(p->pool, b, r->id, sealed, r->len);
+		return 0;
+	}
+	if (is_pending(p, r->seg, r->offu))
+		return 0; /* released once its record is synced */
+	GROW(p->extras, p->nextras, p->capextras);
+	p->extras[p->nextras].seg = r->seg;
+	p->extras[p->nextras].offu = r->offu;
+	p->extras[p->nextras].len = r->len;
+	p->extras[p->nextras].units = r->units;
+	p->extras[p->nextras].sum = r->sum;
+	memcpy(p->extras[p->nextras].id, r->id, KEY_ID_BYTES);
+	p->extras[p->nextras].ok = r->ok;
+	p->extras[p->nextras].used = false;
+	p->nextras++;
+	return 0;
+}
+
+/* Wait for the index thread, then place the records held back. */
+static int index_join(struct fsck_p1 *p)
+{
+	int ret = 0;
+
+	if (!p->index_thread || p->index_joined)
+		return 0;
+	pthread_join(p->index_th, NULL);
+	p->index_joined = true;
+	if (p->index_ret == 0)
+		for (size_t q = 0; q < p->nearly && ret == 0; q++)
+			ret = scan_match(p, &p->early[q], NULL);
+	free(p->early);
+	p->early = NULL;
+	p->nearly = p->capearly = 0;
+	return p->index_ret ? p->index_ret : ret;
+}
+
 static int scan_fn(void *arg, const struct store_seg_rec *r)
 {
 	struct fsck_p1 *p = arg;
-	struct fsck *f = p->f;
-	struct fsck_blk *b;
-	uint32_t offu = (uint32_t)(r->off / STORE_SEG_ALIGN);
+	struct p1_fact fact;
+	int ret;
 
-	(void)f;
 	if ((++p->records & 0xff) == 0) {
 		atomic_store(&p->shown_bytes, p->bytes_read);
 		if (atomic_load(&p->stop))
@@ -659,33 +729,33 @@ static int scan_fn(void *arg, const struct store_seg_rec *r)
 		return 0;
 	}
 	p->rec_bytes += r->len;
-	b = fsck_blk_find(&f->blocks, r->id);
-	if (b && (b->flags & FSCK_BLK_IN_L) && b->seg == r->seg &&
-	    b->offu == offu && !(b->flags & FSCK_BLK_SEEN)) {
-		b->flags |= FSCK_BLK_SEEN;
-		if (r->state != STORE_REC_OK || r->len != b->len) {
-			b->flags |= FSCK_BLK_REC_BAD;
+	memcpy(fact.id, r->id, KEY_ID_BYTES);
+	fact.sum = r->sealed_sum;
+	fact.seg = r->seg;
+	fact.offu = (uint32_t)(r->off / STORE_SEG_ALIGN);
+	fact.len = r->len;
+	fact.units = (uint32_t)(r->span / STORE_SEG_ALIGN);
+	fact.ok = r->state == STORE_REC_OK;
+	if (p->index_thread && !p->index_joined) {
+		if (!atomic_load(&p->index_ready) && p->nearly < P1_EARLY_MAX) {
+			GROW(p->early, p->nearly, p->capearly);
+			p->early[p->nearly++] = fact;
 			return 0;
 		}
-		b->flags |= FSCK_BLK_REC_OK;
-		b->csum = r->sealed_sum; /* compared when values load */
-		if (p->pool)
-			return pool_add(p->pool, b, r->id, r->sealed, r->len);
-		return 0;
+		ret = index_join(p);
+		if (ret)
+			return ret;
 	}
-	if (is_pending(p, r->seg, offu))
-		return 0; /* released once its record is synced */
-	GROW(p->extras, p->nextras, p->capextras);
-	p->extras[p->nextras].seg = r->seg;
-	p->extras[p->nextras].offu = offu;
-	p->extras[p->nextras].len = r->len;
-	p->extras[p->nextras].units = (uint32_t)(r->span / STORE_SEG_ALIGN);
-	p->extras[p->nextras].sum = r->sealed_sum;
-	memcpy(p->extras[p->nextras].id, r->id, KEY_ID_BYTES);
-	p->extras[p->nextras].ok = r->state == STORE_REC_OK;
-	p->extras[p->nextras].used = false;
-	p->nextras++;
-	return 0;
+	return scan_match(p, &fact, r->sealed);
+}
+
+static void *index_main(void *arg)
+{
+	struct fsck_p1 *p = arg;
+
+	p->index_ret = load_index(p->f, p);
+	atomic_store(&p->index_ready, true);
+	return NULL;
 }
 
 static void *scan_main(void *arg)
@@ -694,14 +764,20 @@ static void *scan_main(void *arg)
 	struct fsck *f = p->f;
 	struct store_seg_info *segs = NULL;
 	size_t n = 0, stray;
-	int ret;
-
-	struct timespec t0, t1;
+	struct timespec t0, t1, c1;
+	int ret = 0;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	ret = load_index(f, p);
-	log_dbg(LOG_DBG_FSCK, "segment scan: index loaded after %.3f s",
-		fsck_now() - ((double)t0.tv_sec + (double)t0.tv_nsec / 1e9));
+	/*
+	 * Without the key, records need the index only to be placed: the
+	 * scan starts at once and holds back what it meets until the index
+	 * is loaded. With the key, the pool needs the index to check blocks
+	 * while their bytes are in the buffer.
+	 */
+	if (!p->pool && pthread_create(&p->index_th, NULL, index_main, p) == 0)
+		p->index_thread = true;
+	else
+		ret = load_index(f, p);
 	if (ret == 0)
 		ret = store_seg_list(f->st, &segs, &n, &stray);
 	for (size_t q = 0; q < n && ret == 0; q++) {
@@ -737,11 +813,20 @@ static void *scan_main(void *arg)
 		pool_submit(p->pool);
 		pool_drain(p->pool);
 	}
+	/* A store too small for the index to lose the race. */
+	if (p->index_thread) {
+		int iret = index_join(p);
+
+		if (ret == 0)
+			ret = iret;
+	}
 	free(segs);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	log_dbg(LOG_DBG_FSCK, "segment scan: %.3f s",
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+	log_dbg(LOG_DBG_FSCK, "segment scan: %.3f s (this thread's CPU %.3f s)",
 		(double)(t1.tv_sec - t0.tv_sec) +
-		    (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+		    (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
+		(double)c1.tv_sec + (double)c1.tv_nsec / 1e9);
 	p->scan_err = ret;
 	atomic_store(&p->shown_bytes, p->bytes_read);
 	return NULL;
@@ -1186,6 +1271,7 @@ static int apply_punches(struct fsck *f, struct fsck_p1 *p)
 int fsck_pass1(struct fsck *f)
 {
 	struct fsck_p1 *p = f->p1;
+	double t0;
 	int ret;
 
 	if (!p)
@@ -1193,9 +1279,21 @@ int fsck_pass1(struct fsck *f)
 	ret = load_inodes(f, p);
 	if (ret || fsck_stopped(f))
 		goto out;
+	/*
+	 * While the scan reads on, the families that the walks of this pass
+	 * and the next two read again are read into memory.
+	 */
+	ret = fsck_cf_keep(f, STORE_CF_BLOCK);
+	if (ret == 0)
+		ret = fsck_cf_keep(f, STORE_CF_EXTENT);
+	if (ret == 0)
+		ret = fsck_cf_keep(f, STORE_CF_DIRENT);
+	if (ret || fsck_stopped(f))
+		goto out;
 	ret = scan_wait(f, p);
 	if (ret || fsck_stopped(f))
 		goto out;
+	t0 = fsck_now();
 	/* The index was loaded by the scan thread: its malformed entries. */
 	for (size_t q = 0; q < p->nbad_locs; q++) {
 		struct fsck_pctx pc = {.cf = FSCK_PCTX_CF(STORE_CF_LOCAL),
@@ -1221,6 +1319,7 @@ int fsck_pass1(struct fsck *f)
 		ret = judge_garbage(f, p);
 	if (ret == 0)
 		ret = apply_punches(f, p);
+	log_dbg(LOG_DBG_FSCK, "pass 1: %.3f s after the scan", fsck_now() - t0);
 out:
 	fsck_pass1_stop(f);
 	return ret == -ECANCELED ? 0 : ret;

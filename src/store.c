@@ -1718,6 +1718,7 @@ struct store_ahead {
 	uint64_t gen;		/* bumped by a seek: reads in flight are void */
 	int err;		/* errno of a failed read */
 	bool eof, stop;
+	bool seeking;		/* no new reads until those in flight land */
 };
 
 struct store_scan {
@@ -1787,7 +1788,8 @@ static void *store_ahead_main(void *arg)
 
 		/* Whole chunks only, into room the parser has let go of. */
 		while (!ra->stop &&
-		       (ra->eof || ra->err || ra->claim >= ra->end ||
+		       (ra->eof || ra->err || ra->seeking ||
+			ra->claim >= ra->end ||
 			ra->ndone + ra->inflight >= STORE_AHEAD_DONE ||
 			ra->low + ra->rsize - ra->claim < store_ahead_len(ra)))
 			pthread_cond_wait(&ra->cond, &ra->lock);
@@ -1898,11 +1900,19 @@ static int store_ahead_fill(struct store_scan *sc, uint64_t pos, size_t need)
 
 	pthread_mutex_lock(&ra->lock);
 	if (base < ra->low || base > ra->next) {
-		/* A jump (over a hole): start reading afresh at base. */
+		/*
+		 * A jump (over a hole): start reading afresh at base, once
+		 * the reads in flight have landed, as their bytes would
+		 * overwrite the new ones where the ring wraps.
+		 */
+		ra->gen++;
+		ra->seeking = true;
+		while (ra->inflight)
+			pthread_cond_wait(&ra->cond, &ra->lock);
+		ra->seeking = false;
 		ra->low = ra->next = ra->claim = base;
 		ra->ndone = 0;
 		ra->end = ra->size;
-		ra->gen++;
 		ra->eof = false;
 		sc->counted = base;
 	} else {
@@ -2006,7 +2016,8 @@ int store_seg_scan(struct store *st, uint32_t nr, size_t bufsize,
 	/* A window being checked, and reads landing past it. */
 	if (direct)
 		sc.ra = store_ahead_new(sc.fd, sc.size,
-					bufsize + 2 * STORE_AHEAD_CHUNK);
+					bufsize + STORE_AHEAD_THREADS *
+							      STORE_AHEAD_CHUNK);
 	if (direct && !sc.ra &&
 	    fcntl(sc.fd, F_SETFL, fcntl(sc.fd, F_GETFL) & ~O_DIRECT) < 0)
 		goto out;

@@ -82,6 +82,9 @@ static void cfix_close(struct cfix *c)
 	tu_rmdir(c->dir);
 }
 
+/* Column families kept in memory by the runs; 0: the default budget. */
+static size_t keep_bytes;
+
 /* Run the checker on dir; the report lands in c->out. */
 static void run(struct cfix *c, const char *dir, enum fsck_mode mode,
 		bool keyed, bool json, struct fsck_result *r)
@@ -99,6 +102,7 @@ static void run(struct cfix *c, const char *dir, enum fsck_mode mode,
 	o.json = json;
 	o.out = out;
 	o.threads = 2;
+	o.keep_bytes = keep_bytes;
 	if (keyed) {
 		o.secret_kind = FSCK_SECRET_KEYFILE;
 		o.secret = keyfile;
@@ -576,12 +580,27 @@ START_TEST(test_store_seg_scan_large)
 }
 END_TEST
 
+/*
+ * The same runs with a budget that keeps only a few keys of each family:
+ * walks go from memory to RocksDB part way, with and without a prefix.
+ */
+static void keep_little(void)
+{
+	keep_bytes = 300;
+}
+
+static void keep_default(void)
+{
+	keep_bytes = 0;
+}
+
 static Suite *fsck_suite(void)
 {
 	Suite *s = suite_create("fsck");
 	TCase *core = tcase_create("core");
 	TCase *errors = tcase_create("errors");
 	TCase *scan = tcase_create("scan");
+	TCase *kept = tcase_create("kept-little");
 
 	tcase_add_test(core, test_fsck_clean_keyless);
 	tcase_add_test(core, test_fsck_clean_keyed);
@@ -599,7 +618,14 @@ static Suite *fsck_suite(void)
 	tcase_set_timeout(core, 60);
 	tcase_set_timeout(errors, 60);
 	tcase_set_timeout(scan, 30);
+	tcase_add_checked_fixture(kept, keep_little, keep_default);
+	tcase_add_test(kept, test_fsck_clean_keyless);
+	tcase_add_test(kept, test_fsck_clean_keyed);
+	tcase_add_test(kept, test_fsck_restore_from_journal);
+	tcase_add_test(kept, test_fsck_lost_found);
+	tcase_add_test(kept, test_fsck_key_malformed);
 	suite_add_tcase(s, core);
+	suite_add_tcase(s, kept);
 	suite_add_tcase(s, errors);
 	suite_add_tcase(s, scan);
 	return s;
