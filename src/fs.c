@@ -203,6 +203,7 @@ static int inode_load(struct fs *fs, struct fs_inode *i)
 		memcpy(i->symlink, plain + INODE_PLAIN_BYTES, tlen);
 		i->symlink[tlen] = '\0';
 	}
+	atomic_store(&i->xattr_none, false);
 	i->loaded = true;
 	return 0;
 }
@@ -513,6 +514,8 @@ int fs_inode_new(struct fs *fs, const struct fs_iattr *a, const char *symlink,
 			return -ENOMEM;
 		}
 	}
+	/* A new number: its attributes went with the inode that had it. */
+	atomic_store(&i->xattr_none, true);
 	i->loaded = true;
 	*out = i;
 	return 0;
@@ -1411,7 +1414,7 @@ int fs_setattr(struct fs *fs, uint64_t ino, const struct fs_attr *in,
 
 			if (fs_acl_check(acl, alen, &equiv, &perm) == 0) {
 				fs_acl_chmod(acl, alen, i->a.mode);
-				ret = fs_xattr_put(fs, t, ino, FS_ACL_ACCESS, acl,
+				ret = fs_xattr_put(fs, t, i, FS_ACL_ACCESS, acl,
 						   alen);
 			}
 		} else if (ret == -ENODATA) {
@@ -1526,14 +1529,15 @@ int fs_xattr_read(struct fs *fs, uint64_t ino, const char *name, uint8_t **val,
 	return 0;
 }
 
-int fs_xattr_put(struct fs *fs, struct journal_txn *t, uint64_t ino,
+int fs_xattr_put(struct fs *fs, struct journal_txn *t, struct fs_inode *i,
 		 const char *name, const void *value, size_t size)
 {
 	uint8_t key[8 + KEY_NAME_HASH_BYTES], ad[5 + sizeof(key)];
 	size_t nlen = strlen(name), plen = 1 + nlen + size;
 	uint8_t *plain, *val;
 
-	xattr_key(fs, ino, name, key);
+	atomic_store(&i->xattr_none, false);
+	xattr_key(fs, i->ino, name, key);
 	if (!value) {
 		journal_txn_delete(t, STORE_CF_XATTR, key, sizeof(key));
 		return 0;
@@ -1606,9 +1610,9 @@ int fs_setxattr(struct fs *fs, uint64_t ino, const char *name,
 	if (is_access) {
 		/* The ACL sets the permission bits; one equal to them is not kept. */
 		i->a.mode = (i->a.mode & ~0777u) | perm;
-		ret = fs_xattr_put(fs, t, ino, name, equiv ? NULL : value, size);
+		ret = fs_xattr_put(fs, t, i, name, equiv ? NULL : value, size);
 	} else {
-		ret = fs_xattr_put(fs, t, ino, name, value, size);
+		ret = fs_xattr_put(fs, t, i, name, value, size);
 	}
 	if (ret)
 		goto out;
@@ -1621,6 +1625,32 @@ out:
 	journal_txn_free(t);
 	free(old);
 	fs_inode_unlock(fs, i);
+	return ret;
+}
+
+/* 1 if ino has no extended attribute at all, 0 if it has, or -errno. */
+static int xattr_none(struct fs *fs, uint64_t ino)
+{
+	struct store_iter *it = NULL;
+	uint8_t prefix[8];
+	size_t klen;
+	int ret;
+
+	ret = store_iter_new(fs->st, STORE_CF_XATTR, &it);
+	if (ret)
+		return ret;
+	put_be64(prefix, ino);
+	store_iter_seek(it, prefix, 8);
+	if (store_iter_valid(it)) {
+		const uint8_t *k = store_iter_key(it, &klen);
+
+		ret = !(klen >= 8 && !memcmp(k, prefix, 8));
+	} else {
+		ret = store_iter_status(it);
+		if (ret == 0)
+			ret = 1;
+	}
+	store_iter_free(it);
 	return ret;
 }
 
@@ -1637,7 +1667,13 @@ ssize_t fs_getxattr(struct fs *fs, uint64_t ino, const char *name, void *buf,
 	ret = fs_inode_lock(fs, ino, false, &i);
 	if (ret)
 		return ret;
+	if (atomic_load(&i->xattr_none)) {
+		ret = -ENODATA;
+		goto out;
+	}
 	ret = fs_xattr_read(fs, ino, name, &val, &vlen);
+	if (ret == -ENODATA && xattr_none(fs, ino) == 1)
+		atomic_store(&i->xattr_none, true);
 	if (ret)
 		goto out;
 	ret = (ssize_t)vlen;
@@ -1723,7 +1759,7 @@ int fs_removexattr(struct fs *fs, uint64_t ino, const char *name)
 	ret = journal_txn_new(fs->j, &t);
 	if (ret)
 		goto out;
-	ret = fs_xattr_put(fs, t, ino, name, NULL, 0);
+	ret = fs_xattr_put(fs, t, i, name, NULL, 0);
 	if (ret)
 		goto out;
 	fs_now(&i->a.ctime);

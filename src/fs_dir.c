@@ -295,9 +295,9 @@ static int make_node(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent,
 		goto out;
 	fs_put_inode(fs, t, i);
 	if (acl && !acl_equiv)
-		ret = fs_xattr_put(fs, t, i->ino, FS_ACL_ACCESS, acl, dlen);
+		ret = fs_xattr_put(fs, t, i, FS_ACL_ACCESS, acl, dlen);
 	if (ret == 0 && dacl && S_ISDIR(mode))
-		ret = fs_xattr_put(fs, t, i->ino, FS_ACL_DEFAULT, dacl, dlen);
+		ret = fs_xattr_put(fs, t, i, FS_ACL_DEFAULT, dacl, dlen);
 	if (ret) {
 		i->gone = true;
 		goto out;

@@ -71,6 +71,13 @@ struct fs_inode {
 	bool loaded;
 	bool gone;		/* deleted from the store */
 	bool attr_dirty;	/* a or symlink changed but not committed */
+	/*
+	 * Known to have no extended attribute: the kernel asks for
+	 * security.capability before every write, and the answer then needs
+	 * no RocksDB read. Set under the read lock (by getxattr, atomically),
+	 * cleared under the write lock by whatever writes an attribute.
+	 */
+	atomic_bool xattr_none;
 	struct fs_iattr a;
 	char *symlink;
 	struct fs_dirty *dirty;	/* sorted by idx */
@@ -218,8 +225,11 @@ bool fs_acl_create_masq(void *val, size_t len, uint32_t *mode);
 /* Read an xattr value (malloc'd); -ENODATA if absent. */
 int fs_xattr_read(struct fs *fs, uint64_t ino, const char *name, uint8_t **val,
 		  size_t *len) MUST_CHECK;
-/* Put or delete (val NULL) an xattr in t. -ENOMEM. */
-int fs_xattr_put(struct fs *fs, struct journal_txn *t, uint64_t ino,
+/*
+ * Put or delete (val NULL) an xattr of i in t, i write-locked (or not yet
+ * visible). -ENOMEM.
+ */
+int fs_xattr_put(struct fs *fs, struct journal_txn *t, struct fs_inode *i,
 		 const char *name, const void *val, size_t len) MUST_CHECK;
 
 /* fs_data.c */

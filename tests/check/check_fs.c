@@ -355,6 +355,42 @@ START_TEST(test_fs_xattrs)
 }
 END_TEST
 
+/*
+ * A miss is remembered per inode (the kernel asks for security.capability
+ * before every write): whatever adds an attribute must make it visible.
+ */
+START_TEST(test_fs_xattr_miss_remembered)
+{
+	struct ffix f;
+	struct fs_attr a;
+	char buf[16];
+	uint64_t ino;
+
+	ffix_open(&f);
+	/* Held open with a lookup, as the kernel does: the inode stays loaded. */
+	ck_assert_int_eq(fs_create(f.fs, &f.ctx, FS_ROOT_INO, "x", 0644, O_RDWR, &a), 0);
+	ino = a.ino;
+	ck_assert_int_eq(fs_getxattr(f.fs, ino, "security.capability", NULL, 0), -ENODATA);
+	ck_assert_int_eq(fs_setxattr(f.fs, ino, "user.a", "1", 1, 0), 0);
+	ck_assert_int_eq(fs_getxattr(f.fs, ino, "user.a", buf, sizeof(buf)), 1);
+	ck_assert_int_eq(fs_getxattr(f.fs, ino, "security.capability", NULL, 0), -ENODATA);
+	ck_assert_int_eq(fs_getxattr(f.fs, ino, "user.a", NULL, 0), 1);
+	ck_assert_int_eq(fs_removexattr(f.fs, ino, "user.a"), 0);
+	ck_assert_int_eq(fs_getxattr(f.fs, ino, "user.a", NULL, 0), -ENODATA);
+	ck_assert_int_eq(fs_getxattr(f.fs, ino, "user.a", NULL, 0), -ENODATA);
+	ck_assert_int_eq(fs_setxattr(f.fs, ino, "user.b", "22", 2, 0), 0);
+	ck_assert_int_eq(fs_getxattr(f.fs, ino, "user.b", buf, sizeof(buf)), 2);
+	ck_assert_int_eq(fs_release(f.fs, ino), 0);
+	fs_forget(f.fs, ino, 1);
+	/* Loaded again: the first miss looks at the store. */
+	ffix_reopen(&f);
+	ck_assert_int_eq(fs_getxattr(f.fs, ino, "user.a", NULL, 0), -ENODATA);
+	ck_assert_int_eq(fs_getxattr(f.fs, ino, "user.b", buf, sizeof(buf)), 2);
+	ck_assert_mem_eq(buf, "22", 2);
+	ffix_close(&f);
+}
+END_TEST
+
 /* Little-endian ACL xattr: version 2, then (tag, perm, id) entries. */
 static size_t acl_build(uint8_t *buf, const uint16_t (*e)[3], size_t n)
 {
@@ -804,6 +840,7 @@ static Suite *fs_suite(void)
 	tcase_add_test(core, test_fs_dedup_refcounts);
 	tcase_add_test(core, test_fs_orphan_kept_while_open);
 	tcase_add_test(core, test_fs_xattrs);
+	tcase_add_test(core, test_fs_xattr_miss_remembered);
 	tcase_add_test(core, test_fs_acl_mode_sync_and_inherit);
 	tcase_add_test(core, test_fs_readdir_stable_offsets);
 	tcase_add_test(core, test_fs_rdonly);
