@@ -203,7 +203,7 @@ static int inode_load(struct fs *fs, struct fs_inode *i)
 		memcpy(i->symlink, plain + INODE_PLAIN_BYTES, tlen);
 		i->symlink[tlen] = '\0';
 	}
-	atomic_store(&i->xattr_none, false);
+	atomic_store(&i->xattrs, FS_XATTRS_UNKNOWN);
 	i->loaded = true;
 	return 0;
 }
@@ -515,7 +515,7 @@ int fs_inode_new(struct fs *fs, const struct fs_iattr *a, const char *symlink,
 		}
 	}
 	/* A new number: its attributes went with the inode that had it. */
-	atomic_store(&i->xattr_none, true);
+	atomic_store(&i->xattrs, FS_XATTRS_NONE);
 	i->loaded = true;
 	*out = i;
 	return 0;
@@ -1536,7 +1536,7 @@ int fs_xattr_put(struct fs *fs, struct journal_txn *t, struct fs_inode *i,
 	size_t nlen = strlen(name), plen = 1 + nlen + size;
 	uint8_t *plain, *val;
 
-	atomic_store(&i->xattr_none, false);
+	atomic_store(&i->xattrs, value ? FS_XATTRS_SOME : FS_XATTRS_UNKNOWN);
 	xattr_key(fs, i->ino, name, key);
 	if (!value) {
 		journal_txn_delete(t, STORE_CF_XATTR, key, sizeof(key));
@@ -1667,13 +1667,21 @@ ssize_t fs_getxattr(struct fs *fs, uint64_t ino, const char *name, void *buf,
 	ret = fs_inode_lock(fs, ino, false, &i);
 	if (ret)
 		return ret;
-	if (atomic_load(&i->xattr_none)) {
+	if (atomic_load(&i->xattrs) == FS_XATTRS_NONE) {
 		ret = -ENODATA;
 		goto out;
 	}
 	ret = fs_xattr_read(fs, ino, name, &val, &vlen);
-	if (ret == -ENODATA && xattr_none(fs, ino) == 1)
-		atomic_store(&i->xattr_none, true);
+	if (ret == 0) {
+		atomic_store(&i->xattrs, FS_XATTRS_SOME);
+	} else if (ret == -ENODATA &&
+		   atomic_load(&i->xattrs) == FS_XATTRS_UNKNOWN) {
+		int none = xattr_none(fs, ino);
+
+		if (none >= 0)
+			atomic_store(&i->xattrs, none ? FS_XATTRS_NONE
+						      : FS_XATTRS_SOME);
+	}
 	if (ret)
 		goto out;
 	ret = (ssize_t)vlen;

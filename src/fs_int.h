@@ -59,6 +59,12 @@ struct fs_dirty {
 	uint8_t *buf;		/* block_size bytes */
 };
 
+enum {
+	FS_XATTRS_UNKNOWN,	/* not looked at since it was loaded */
+	FS_XATTRS_NONE,
+	FS_XATTRS_SOME,
+};
+
 struct fs_inode {
 	uint64_t ino;
 	struct fs_inode *next;	/* bucket chain */
@@ -72,12 +78,13 @@ struct fs_inode {
 	bool gone;		/* deleted from the store */
 	bool attr_dirty;	/* a or symlink changed but not committed */
 	/*
-	 * Known to have no extended attribute: the kernel asks for
-	 * security.capability before every write, and the answer then needs
-	 * no RocksDB read. Set under the read lock (by getxattr, atomically),
-	 * cleared under the write lock by whatever writes an attribute.
+	 * Whether it has extended attributes (FS_XATTRS_*): the kernel asks
+	 * for security.capability before every write, and with none the
+	 * answer needs no RocksDB read. Learnt under the read lock (by
+	 * getxattr, atomically), changed under the write lock by whatever
+	 * writes an attribute.
 	 */
-	atomic_bool xattr_none;
+	atomic_int xattrs;
 	struct fs_iattr a;
 	char *symlink;
 	struct fs_dirty *dirty;	/* sorted by idx */

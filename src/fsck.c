@@ -722,6 +722,7 @@ bool fsck_can_journal(struct fsck *f)
 		return false;
 	/* Journal records fixed by pass 4 must be in place first. */
 	if (store_batch_count(f->raw)) {
+		f->writes++;
 		ret = store_write(f->st, f->raw, false);
 		if (ret) {
 			fsck_lib_error(f, "cannot write the repairs", ret);
@@ -731,6 +732,8 @@ bool fsck_can_journal(struct fsck *f)
 		store_batch_clear(f->raw);
 		f->modified = true;
 	}
+	/* Opening reaps released blocks: the local family changes. */
+	f->writes++;
 	ret = journal_open(f->st, f->k, f->hdr.id, &f->j);
 	if (ret) {
 		log_warn("the journal of '%s' cannot be opened for new "
@@ -903,6 +906,14 @@ static void cache_drop(struct fsck *f, struct fsck_cf_cache *c)
 	memset(c, 0, sizeof(*c));
 }
 
+/* Let go of every family kept before the last write: none can serve. */
+static void cache_drop_stale(struct fsck *f)
+{
+	for (int cf = 0; cf < STORE_CF_COUNT; cf++)
+		if (f->cache[cf].on && f->cache[cf].writes != f->writes)
+			cache_drop(f, &f->cache[cf]);
+}
+
 int fsck_cf_keep(struct fsck *f, enum store_cf cf)
 {
 	struct fsck_cf_cache *c = &f->cache[cf];
@@ -910,6 +921,7 @@ int fsck_cf_keep(struct fsck *f, enum store_cf cf)
 
 	if (c->on && c->writes == f->writes)
 		return 0;
+	cache_drop_stale(f);
 	cache_drop(f, c);
 	c->writes = f->writes;
 	ret = cf_walk(f, cf, NULL, 0, NULL, 0, keep_fn, c, NULL);
@@ -1007,6 +1019,7 @@ int fsck_cf_walk(struct fsck *f, enum store_cf cf, const void *prefix,
 
 	if (c->on && c->writes == f->writes)
 		return cache_walk(f, c, cf, prefix, plen, fn, arg);
+	cache_drop_stale(f);
 	return cf_walk(f, cf, prefix, plen, NULL, 0, fn, arg, NULL);
 }
 

@@ -695,8 +695,10 @@ static int index_join(struct fsck_p1 *p)
 {
 	int ret = 0;
 
-	if (!p->index_thread || p->index_joined)
+	if (!p->index_thread)
 		return 0;
+	if (p->index_joined)
+		return p->index_ret; /* a failed index fails every later call */
 	pthread_join(p->index_th, NULL);
 	p->index_joined = true;
 	if (p->index_ret == 0)
@@ -787,6 +789,11 @@ static void *scan_main(void *arg)
 				     f->o.read_buffer ? f->o.read_buffer
 						      : P1_BUF_DEFAULT,
 				     scan_fn, p, &p->bytes_read);
+		/* Without its index the scan means nothing: the pass fails. */
+		if (p->index_joined && p->index_ret) {
+			ret = p->index_ret;
+			break;
+		}
 		if (ret == -ECANCELED) {
 			ret = 0;
 			break;

@@ -1737,17 +1737,30 @@ static ssize_t store_ahead_pread(struct store_ahead *ra, uint64_t off,
 				 size_t len)
 {
 	uint8_t *dst = ra->ring + off % ra->rsize;
+	size_t got = 0;
 	ssize_t r;
 
-	/* Past the ring's end the second mapping takes the bytes. */
-	do {
-		r = pread(ra->fd, dst, len, (off_t)off);
-	} while (r < 0 && errno == EINTR);
-	/* Misaligned for this file system after all: read it buffered. */
-	if (r < 0 && errno == EINVAL &&
-	    fcntl(ra->fd, F_SETFL, fcntl(ra->fd, F_GETFL) & ~O_DIRECT) == 0)
-		r = pread(ra->fd, dst, len, (off_t)off);
-	return r;
+	/*
+	 * Past the ring's end the second mapping takes the bytes. Short only
+	 * at the end of the file: a short read before it is continued.
+	 */
+	while (got < len) {
+		r = pread(ra->fd, dst + got, len - got, (off_t)(off + got));
+		if (r < 0 && errno == EINTR)
+			continue;
+		/* Misaligned for this file system after all: read buffered. */
+		if (r < 0 && errno == EINVAL &&
+		    (fcntl(ra->fd, F_GETFL) & O_DIRECT) &&
+		    fcntl(ra->fd, F_SETFL,
+			  fcntl(ra->fd, F_GETFL) & ~O_DIRECT) == 0)
+			continue;
+		if (r < 0)
+			return -1;
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	return (ssize_t)got;
 }
 
 /* Move next over the reads that have landed in order. */
@@ -1921,7 +1934,8 @@ static int store_ahead_fill(struct store_scan *sc, uint64_t pos, size_t need)
 	pthread_cond_broadcast(&ra->cond);
 	while (ra->next < want && !ra->err && !ra->eof)
 		pthread_cond_wait(&ra->cond, &ra->lock);
-	err = ra->err;
+	/* A failed read further ahead waits until the parser gets there. */
+	err = ra->next < want ? ra->err : 0;
 	sc->bstart = ra->low;
 	sc->bend = ra->next;
 	pthread_mutex_unlock(&ra->lock);
@@ -2056,6 +2070,11 @@ int store_seg_scan(struct store *st, uint32_t nr, size_t bufsize,
 			goto out;
 		if (sc.bend <= pos)
 			break;
+		/* The file ended early (it shrank): go by what was read. */
+		if (sc.bend < pos + unit) {
+			sc.size = sc.bend;
+			unit = (size_t)(sc.size - pos);
+		}
 		p = sc.buf + (pos - sc.bstart);
 		if (store_unit_zero(p, unit)) {
 			STORE_SCAN_FLUSH_JUNK();
@@ -2100,6 +2119,10 @@ int store_seg_scan(struct store *st, uint32_t nr, size_t bufsize,
 			ret = store_scan_fill(&sc, pos, STORE_SEG_HDR_BYTES + len);
 			if (ret)
 				goto out;
+			if (sc.bend < pos + STORE_SEG_HDR_BYTES + len) {
+				sc.size = sc.bend; /* shrank: a short record */
+				continue;
+			}
 			p = sc.buf + (pos - sc.bstart);
 			r.id = p + 8;
 			r.sealed = p + STORE_SEG_HDR_BYTES;
