@@ -1032,8 +1032,7 @@ int fsck_cf_walk_stop(struct fsck *f, enum store_cf cf, const void *prefix,
 
 /* ---- run and summary ---- */
 
-/* The calling thread's CPU time, for the debug log. */
-static double fsck_cpu(void)
+double fsck_cpu(void)
 {
 	struct timespec ts;
 

@@ -283,6 +283,8 @@ static inline bool fsck_keyed(const struct fsck *f)
 /* fsck_maps.c */
 /* Monotonic seconds, for the debug timings of the passes. */
 double fsck_now(void);
+/* The calling thread's CPU time, s. */
+double fsck_cpu(void);
 /* Zeroed tables; large ones on huge pages. Free with the same n and size. */
 void *fsck_table_calloc(size_t n, size_t size);
 void fsck_table_free(void *p, size_t n, size_t size);

@@ -766,10 +766,9 @@ static void *scan_main(void *arg)
 	struct fsck *f = p->f;
 	struct store_seg_info *segs = NULL;
 	size_t n = 0, stray;
-	struct timespec t0, t1, c1;
+	double t0 = fsck_now();
 	int ret = 0;
 
-	clock_gettime(CLOCK_MONOTONIC, &t0);
 	/*
 	 * Without the key, records need the index only to be placed: the
 	 * scan starts at once and holds back what it meets until the index
@@ -828,12 +827,8 @@ static void *scan_main(void *arg)
 			ret = iret;
 	}
 	free(segs);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
 	log_dbg(LOG_DBG_FSCK, "segment scan: %.3f s (this thread's CPU %.3f s)",
-		(double)(t1.tv_sec - t0.tv_sec) +
-		    (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
-		(double)c1.tv_sec + (double)c1.tv_nsec / 1e9);
+		fsck_now() - t0, fsck_cpu());
 	p->scan_err = ret;
 	atomic_store(&p->shown_bytes, p->bytes_read);
 	return NULL;

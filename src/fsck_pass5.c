@@ -157,10 +157,7 @@ static int block_fn(struct fsck *f, void *arg, const uint8_t *k, size_t klen,
 		    const uint8_t *v, size_t vlen)
 {
 	struct fsck_pctx pc = {.id = k, .journaled = true};
-	struct store_loc loc;
 	struct fsck_blk *b;
-	uint8_t val[FSCK_BLOCK_VAL], *buf;
-	struct journal_txn *t;
 	int ret;
 
 	(void)arg;
@@ -173,24 +170,8 @@ static int block_fn(struct fsck *f, void *arg, const uint8_t *k, size_t klen,
 		pc.nofix = "no good copy of the block is left";
 	if (!fsck_problem(f, PR_5_BLOCK_MAC, &pc))
 		return 0;
-	loc.seg = b->seg;
-	loc.len = b->len;
-	loc.off = (uint64_t)b->offu * STORE_SEG_ALIGN;
-	buf = malloc(b->len ? b->len : 1);
-	if (!buf)
-		return -ENOMEM;
-	ret = store_seg_read(f->st, &loc, k, buf);
-	if (ret == 0)
-		fsck_block_val(f, k, b->refs, b->len,
-			       codec_checksum(buf, b->len), val);
-	free(buf);
-	if (ret)
-		return 0;
-	t = fsck_txn(f);
-	if (!t)
-		return 0;
-	journal_txn_put(t, STORE_CF_BLOCK, k, klen, val, sizeof(val));
-	return fsck_txn_added(f, 1);
+	ret = fsck_block_rewrite(f, k, b);
+	return ret <= 0 ? ret : fsck_txn_added(f, 1);
 }
 
 static int orphan_fn(struct fsck *f, void *arg, const uint8_t *k, size_t klen,
