@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -1115,6 +1116,7 @@ static int fs_new(struct volume *v, bool rdonly, struct fs **out)
 	for (size_t q = 0; q < FS_INODE_BUCKETS; q++)
 		pthread_mutex_init(&fs->buckets[q].lock, NULL);
 	fs->inode_cache = FS_INODE_CACHE_DEFAULT;
+	pthread_mutex_init(&fs->rdbufs.lock, NULL);
 	pool_start(&fs->pool);
 	*out = fs;
 	return 0;
@@ -1143,6 +1145,9 @@ static void fs_free(struct fs *fs)
 	}
 	pthread_mutex_destroy(&fs->block_lock);
 	pthread_mutex_destroy(&fs->rename_lock);
+	for (size_t q = 0; q < fs->rdbufs.nfree; q++)
+		munmap(fs->rdbufs.free[q], FS_RDBUF_BYTES);
+	pthread_mutex_destroy(&fs->rdbufs.lock);
 	free(fs);
 }
 

@@ -144,6 +144,11 @@ int fs_open_file(struct fs *fs, uint64_t ino, int flags) MUST_CHECK;
 int fs_create(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent,
 	      const char *name, uint32_t mode, int flags,
 	      struct fs_attr *out) MUST_CHECK;
+/*
+ * Blocks that a multi-block read could not take on its batched path and
+ * read one by one (a damaged or missing record; for tests and debugging).
+ */
+uint64_t fs_read_retries(struct fs *fs);
 /* Read into buf; returns bytes read (short at end of file) or -errno. */
 ssize_t fs_read(struct fs *fs, uint64_t ino, void *buf, size_t size,
 		uint64_t off) MUST_CHECK;

@@ -24,6 +24,7 @@
 #include <linux/falloc.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "fs_int.h"
@@ -654,22 +655,306 @@ static int regular_file(const struct fs_inode *i)
 }
 
 /*
- * Whole blocks of a read are looked up, read and opened on the pool: a
- * 1 MiB request is 64 independent blocks, and from a cold cache their
- * segment reads wait on the disk one after another otherwise.
+ * The whole blocks of a read (a 1 MiB request is 64 of them): their extents
+ * come from one iterator, their locations from one batched lookup, records
+ * that lie together in a segment from one pread per run, and the blocks are
+ * opened on the pool. A block that meets anything unexpected on this path
+ * (no location, a bad record, a failed open) is read again by block_read,
+ * which reports it exactly as a single read does.
  */
+enum rd_state { RD_RETRY, RD_HOLE, RD_FOUND };
+
+#define RD_RUN_MAX (4u << 20)	/* largest pread of one run */
+#define RD_RUN_GAP (32u << 10)	/* bytes of other records read through */
+
+struct rd_blk {
+	uint8_t *dst;
+	uint64_t idx;
+	const uint8_t *rec;	/* the record in its run's buffer, once read */
+	struct store_loc loc;
+	enum rd_state state;
+	uint8_t id[KEY_ID_BYTES];
+};
+
+struct rd_run {
+	struct store_loc first;
+	size_t bytes;
+	uint8_t *buf;
+	size_t *blk;	/* indices into read_ctx.b, in segment order */
+	size_t nblk;
+};
+
 struct read_ctx {
 	struct fs *fs;
 	uint64_t ino;
-	uint64_t *idx;
-	uint8_t **dst;
+	struct rd_blk *b;
+	size_t n;
+	struct rd_run *runs;
+	size_t nruns;
 };
 
-static int read_job(void *arg, size_t q)
+static void read_extents(struct read_ctx *c)
+{
+	struct store_iter *it;
+	uint8_t key[16];
+	size_t k = 0;
+	bool ended = false;
+
+	if (store_iter_new(c->fs->st, STORE_CF_EXTENT, &it))
+		return;
+	fs_extent_key(key, c->ino, c->b[0].idx);
+	for (store_iter_seek(it, key, sizeof(key)); k < c->n;
+	     store_iter_next(it)) {
+		const uint8_t *ik, *v;
+		size_t klen, vlen;
+		uint64_t kidx;
+
+		if (!store_iter_valid(it)) {
+			ended = store_iter_status(it) == 0;
+			break;
+		}
+		ik = store_iter_key(it, &klen);
+		if (klen != sizeof(key))
+			break;
+		if (get_be64(ik) != c->ino) {
+			ended = true;
+			break;
+		}
+		kidx = get_be64(ik + 8);
+		while (k < c->n && c->b[k].idx < kidx)
+			c->b[k++].state = RD_HOLE;
+		if (k == c->n || c->b[k].idx != kidx)
+			continue;
+		v = store_iter_value(it, &vlen);
+		if (vlen == FS_EXTENT_VAL_BYTES &&
+		    !fs_mac_check(c->fs, "extent", ik, klen, v, KEY_ID_BYTES,
+				  v + KEY_ID_BYTES)) {
+			memcpy(c->b[k].id, v, KEY_ID_BYTES);
+			c->b[k].state = RD_FOUND;
+		}
+		k++;
+	}
+	while (ended && k < c->n)
+		c->b[k++].state = RD_HOLE;
+	store_iter_free(it);
+}
+
+static void read_locations(struct read_ctx *c)
+{
+	size_t m = 0, *vlens = NULL, *klens = NULL;
+	const char **keys = NULL;
+	uint8_t *lkeys = NULL, *vals = NULL;
+	int *rets = NULL;
+
+	for (size_t k = 0; k < c->n; k++)
+		m += c->b[k].state == RD_FOUND;
+	if (m == 0)
+		return;
+	keys = malloc(m * sizeof(*keys));
+	klens = malloc(m * sizeof(*klens));
+	vlens = malloc(m * sizeof(*vlens));
+	rets = malloc(m * sizeof(*rets));
+	lkeys = malloc(m * (1 + KEY_ID_BYTES));
+	vals = malloc(m * STORE_LOC_BYTES);
+	if (keys && klens && vlens && rets && lkeys && vals) {
+		size_t q = 0;
+
+		for (size_t k = 0; k < c->n; k++) {
+			uint8_t *lk = lkeys + q * (1 + KEY_ID_BYTES);
+
+			if (c->b[k].state != RD_FOUND)
+				continue;
+			lk[0] = 'L';
+			memcpy(lk + 1, c->b[k].id, KEY_ID_BYTES);
+			keys[q] = (const char *)lk;
+			klens[q++] = 1 + KEY_ID_BYTES;
+		}
+		if (store_get_many(c->fs->st, STORE_CF_LOCAL, m, keys, klens,
+				   vals, STORE_LOC_BYTES, vlens, rets))
+			memset(rets, 0xff, m * sizeof(*rets));
+		q = 0;
+		for (size_t k = 0; k < c->n; k++) {
+			if (c->b[k].state != RD_FOUND)
+				continue;
+			if (rets[q] ||
+			    store_loc_decode(vals + q * STORE_LOC_BYTES,
+					     vlens[q], &c->b[k].loc))
+				c->b[k].state = RD_RETRY;
+			q++;
+		}
+	} else {
+		for (size_t k = 0; k < c->n; k++)
+			if (c->b[k].state == RD_FOUND)
+				c->b[k].state = RD_RETRY;
+	}
+	free(keys);
+	free(klens);
+	free(vlens);
+	free(rets);
+	free(lkeys);
+	free(vals);
+}
+
+static int rd_loc_cmp(const void *a, const void *b, void *arg)
+{
+	const struct rd_blk *x = (const struct rd_blk *)arg + *(const size_t *)a;
+	const struct rd_blk *y = (const struct rd_blk *)arg + *(const size_t *)b;
+
+	if (x->loc.seg != y->loc.seg)
+		return x->loc.seg < y->loc.seg ? -1 : 1;
+	if (x->loc.off != y->loc.off)
+		return x->loc.off < y->loc.off ? -1 : 1;
+	return 0;
+}
+
+static size_t rdbuf_size(size_t want)
+{
+	return want <= FS_RDBUF_BYTES ? FS_RDBUF_BYTES
+				      : (want + 4095) / 4096 * 4096;
+}
+
+static uint8_t *rdbuf_get(struct fs *fs, size_t want)
+{
+	void *p = NULL;
+
+	if (want <= FS_RDBUF_BYTES) {
+		pthread_mutex_lock(&fs->rdbufs.lock);
+		if (fs->rdbufs.nfree)
+			p = fs->rdbufs.free[--fs->rdbufs.nfree];
+		pthread_mutex_unlock(&fs->rdbufs.lock);
+		if (p)
+			return p;
+	}
+	p = mmap(NULL, rdbuf_size(want), PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static void rdbuf_put(struct fs *fs, uint8_t *p, size_t want)
+{
+	if (!p)
+		return;
+	if (want <= FS_RDBUF_BYTES) {
+		pthread_mutex_lock(&fs->rdbufs.lock);
+		if (fs->rdbufs.nfree < FS_RDBUF_KEEP) {
+			fs->rdbufs.free[fs->rdbufs.nfree++] = p;
+			p = NULL;
+		}
+		pthread_mutex_unlock(&fs->rdbufs.lock);
+	}
+	if (p)
+		munmap(p, rdbuf_size(want));
+}
+
+/* Group the located blocks into runs of nearby records; *order is malloc'd. */
+static int read_plan(struct read_ctx *c, size_t **order, uint8_t **buf,
+		     size_t *bufsize)
+{
+	size_t m = 0, total = 0;
+	struct rd_run *r = NULL;
+
+	*order = malloc(c->n * sizeof(**order));
+	c->runs = malloc(c->n * sizeof(*c->runs));
+	if (!*order || !c->runs)
+		return -ENOMEM;
+	for (size_t k = 0; k < c->n; k++)
+		if (c->b[k].state == RD_FOUND)
+			(*order)[m++] = k;
+	qsort_r(*order, m, sizeof(**order), rd_loc_cmp, c->b);
+	c->nruns = 0;
+	for (size_t q = 0; q < m; q++) {
+		const struct store_loc *l = &c->b[(*order)[q]].loc;
+		uint64_t end = l->off + store_seg_span(l->len);
+
+		if (r && l->seg == r->first.seg &&
+		    l->off <= r->first.off + r->bytes + RD_RUN_GAP &&
+		    end - r->first.off <= RD_RUN_MAX) {
+			if (end - r->first.off > r->bytes)
+				r->bytes = (size_t)(end - r->first.off);
+			r->nblk++;
+			continue;
+		}
+		r = &c->runs[c->nruns++];
+		r->first = *l;
+		r->bytes = (size_t)(end - l->off);
+		r->blk = *order + q;
+		r->nblk = 1;
+	}
+	for (size_t q = 0; q < c->nruns; q++)
+		total += c->runs[q].bytes;
+	*bufsize = total;
+	*buf = rdbuf_get(c->fs, total);
+	if (!*buf)
+		return -ENOMEM;
+	total = 0;
+	for (size_t q = 0; q < c->nruns; q++) {
+		c->runs[q].buf = *buf + total;
+		total += c->runs[q].bytes;
+	}
+	return 0;
+}
+
+static int run_job(void *arg, size_t q)
 {
 	struct read_ctx *c = arg;
+	struct rd_run *r = &c->runs[q];
 
-	return block_read(c->fs, c->ino, c->idx[q], c->dst[q]);
+	if (store_seg_read_run(c->fs->st, &r->first, r->bytes, r->buf))
+		return 0;	/* its blocks go down block_read */
+	for (size_t k = 0; k < r->nblk; k++) {
+		struct rd_blk *b = &c->b[r->blk[k]];
+
+		b->rec = r->buf + (b->loc.off - r->first.off);
+	}
+	return 0;
+}
+
+static int open_job(void *arg, size_t q)
+{
+	struct read_ctx *c = arg;
+	struct rd_blk *b = &c->b[q];
+	struct fs *fs = c->fs;
+	size_t plain = 0;
+
+	if (b->state == RD_HOLE) {
+		memset(b->dst, 0, fs->bs);
+		return 0;
+	}
+	if (b->state != RD_FOUND || !b->rec ||
+	    store_seg_rec_check(fs->st, &b->loc, b->id, b->rec) ||
+	    codec_open(fs->codec, b->id, b->rec + STORE_SEG_HDR_BYTES,
+		       b->loc.len, b->dst, fs->bs, &plain)) {
+		atomic_fetch_add(&fs->read_retries, 1);
+		return block_read(fs, c->ino, b->idx, b->dst);
+	}
+	if (plain < fs->bs)
+		memset(b->dst + plain, 0, fs->bs - plain);
+	return 0;
+}
+
+static int read_blocks(struct read_ctx *c)
+{
+	size_t *order = NULL, bufsize = 0;
+	uint8_t *buf = NULL;
+	int ret;
+
+	read_extents(c);
+	read_locations(c);
+	ret = read_plan(c, &order, &buf, &bufsize);
+	if (ret == 0)
+		ret = fs_parallel(c->fs, c->nruns, run_job, c);
+	if (ret == 0)
+		ret = fs_parallel(c->fs, c->n, open_job, c);
+	rdbuf_put(c->fs, buf, bufsize);
+	free(order);
+	free(c->runs);
+	c->runs = NULL;
+	return ret;
+}
+
+uint64_t fs_read_retries(struct fs *fs)
+{
+	return atomic_load(&fs->read_retries);
 }
 
 ssize_t fs_read(struct fs *fs, uint64_t ino, void *buf, size_t size,
@@ -695,9 +980,8 @@ ssize_t fs_read(struct fs *fs, uint64_t ino, void *buf, size_t size,
 	if (size >= 2 * (size_t)fs->bs) {
 		size_t max = size / fs->bs + 1;
 
-		rc.idx = malloc(max * sizeof(*rc.idx));
-		rc.dst = malloc(max * sizeof(*rc.dst));
-		if (!rc.idx || !rc.dst) {
+		rc.b = calloc(max, sizeof(*rc.b));
+		if (!rc.b) {
 			ret = -ENOMEM;
 			goto out;
 		}
@@ -711,9 +995,9 @@ ssize_t fs_read(struct fs *fs, uint64_t ino, void *buf, size_t size,
 
 		if (d) {
 			memcpy((uint8_t *)buf + done, d->buf + boff, n);
-		} else if (boff == 0 && n == fs->bs && rc.idx) {
-			rc.idx[nwhole] = idx;
-			rc.dst[nwhole++] = (uint8_t *)buf + done;
+		} else if (boff == 0 && n == fs->bs && rc.b) {
+			rc.b[nwhole].idx = idx;
+			rc.b[nwhole++].dst = (uint8_t *)buf + done;
 		} else if (boff == 0 && n == fs->bs) {
 			ret = block_read(fs, ino, idx, (uint8_t *)buf + done);
 			if (ret)
@@ -732,12 +1016,12 @@ ssize_t fs_read(struct fs *fs, uint64_t ino, void *buf, size_t size,
 		}
 		done += n;
 	}
-	ret = fs_parallel(fs, nwhole, read_job, &rc);
+	rc.n = nwhole;
+	ret = nwhole ? read_blocks(&rc) : 0;
 	if (ret == 0)
 		ret = (ssize_t)done;
 out:
-	free(rc.idx);
-	free(rc.dst);
+	free(rc.b);
 	free(tmp);
 	fs_inode_unlock(fs, i);
 	return ret;

@@ -132,6 +132,19 @@ struct fs_pool {
 	int err;
 };
 
+/*
+ * Page-aligned buffers for the segment reads of multi-block reads (read
+ * O_DIRECT): a few are kept for reuse, so that neither the heap's arenas
+ * nor the page faults of a fresh mapping grow with the number of requests.
+ */
+#define FS_RDBUF_BYTES (2u << 20)
+#define FS_RDBUF_KEEP 4
+struct fs_rdbufs {
+	pthread_mutex_t lock;
+	void *free[FS_RDBUF_KEEP];
+	size_t nfree;
+};
+
 struct fs {
 	struct volume *v;
 	struct store *st;
@@ -147,6 +160,8 @@ struct fs {
 	_Atomic uint64_t dirty_bytes;	/* all inodes' dirty buffers */
 	atomic_uint_fast64_t next_ino;
 	_Atomic size_t ninodes;		/* struct fs_inode allocated */
+	_Atomic uint64_t read_retries;	/* blocks the batched read left to block_read */
+	struct fs_rdbufs rdbufs;
 	size_t inode_cache;		/* idle ones kept beyond this become ghosts */
 	pthread_mutex_t block_lock;
 	pthread_mutex_t rename_lock;

@@ -102,6 +102,7 @@ static const uint8_t store_zero[STORE_SEG_ALIGN];
 
 struct store_seg {
 	int fd;
+	_Atomic int dfd;	/* O_DIRECT reader: -2 not yet opened, -1 none */
 	uint32_t nr;
 	_Atomic uint64_t tail; /* next offset to reserve */
 	_Atomic uint64_t wgen; /* appends finished */
@@ -516,6 +517,7 @@ static int store_seg_get_locked(struct store *st, uint32_t nr, bool create,
 	if (!s)
 		goto out;
 	s->fd = fd;
+	atomic_init(&s->dfd, -2);
 	s->nr = nr;
 	pthread_rwlock_init(&s->edge, NULL);
 	atomic_init(&s->tail, store_round_up((uint64_t)sb.st_size));
@@ -674,6 +676,8 @@ static void store_free(struct store *st)
 				if (!s)
 					continue;
 				close(s->fd);
+				if (atomic_load(&s->dfd) >= 0)
+					close(atomic_load(&s->dfd));
 				pthread_rwlock_destroy(&s->edge);
 				free(s);
 			}
@@ -871,6 +875,52 @@ int store_get_buf(struct store *st, enum store_cf cf, const void *key,
 	else if (n)
 		memcpy(buf, v, n);
 	rocksdb_pinnableslice_destroy(ps);
+	return ret;
+}
+
+int store_get_many(struct store *st, enum store_cf cf, size_t n,
+		   const char *const keys[], const size_t klens[],
+		   uint8_t *vals, size_t cap, size_t vlens[], int rets[])
+{
+	rocksdb_pinnableslice_t **ps;
+	char **errs;
+	int ret = 0;
+
+	ps = calloc(n, sizeof(*ps));
+	errs = calloc(n, sizeof(*errs));
+	if (!ps || !errs) {
+		free(ps);
+		free(errs);
+		return -ENOMEM;
+	}
+	rocksdb_batched_multi_get_cf(st->db, st->ro, store_cfh(st, cf), n,
+				     keys, klens, ps, errs, false);
+	for (size_t k = 0; k < n; k++) {
+		const char *v;
+		size_t len = 0;
+
+		vlens[k] = 0;
+		if (errs[k]) {
+			rets[k] = -EIO;
+			if (ret == 0)
+				ret = store_err(st->path, "cannot read store",
+						errs[k]);
+			else
+				free(errs[k]);
+		} else if (!ps[k]) {
+			rets[k] = -ENOENT;
+		} else {
+			v = rocksdb_pinnableslice_value(ps[k], &len);
+			vlens[k] = len;
+			rets[k] = len > cap ? -ENOSPC : 0;
+			if (len <= cap && len)
+				memcpy(vals + k * cap, v, len);
+		}
+		if (ps[k])
+			rocksdb_pinnableslice_destroy(ps[k]);
+	}
+	free(ps);
+	free(errs);
 	return ret;
 }
 
@@ -1376,45 +1426,19 @@ static int store_loc_check(struct store *st, const struct store_loc *loc,
 	return ret < 0 ? -EIO : 0;
 }
 
-int store_seg_read(struct store *st, const struct store_loc *loc,
-		   const uint8_t id[static 32], void *buf)
+/*
+ * Check a record's header against the location and id that name it and,
+ * when hash is set, its XXH3 checksum. got is how many of the record's
+ * bytes were read. Logs and returns -EUCLEAN on a mismatch.
+ */
+static int store_rec_check(struct store *st, const struct store_loc *loc,
+			   const uint8_t id[static 32], const uint8_t *hdr,
+			   const uint8_t *sealed, size_t got, bool hash)
 {
-	uint8_t hdr[STORE_SEG_HDR_BYTES];
 	char hex[2 * STORE_ID_LOG_BYTES + 1];
 	const char *why = NULL;
-	struct store_seg *s;
-	struct iovec iov[2];
-	size_t want, got = 0;
-	ssize_t n;
-	int ret;
 
-	ret = store_loc_check(st, loc, &s);
-	if (ret < 0)
-		return ret;
-
-	want = STORE_SEG_HDR_BYTES + (size_t)loc->len;
-	while (got < want) {
-		size_t h = got < sizeof(hdr) ? got : sizeof(hdr);
-
-		iov[0].iov_base = hdr + h;
-		iov[0].iov_len = sizeof(hdr) - h;
-		iov[1].iov_base = (uint8_t *)buf + (got - h);
-		iov[1].iov_len = loc->len - (got - h);
-		n = preadv(s->fd, iov, 2, (off_t)(loc->off + got));
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			log_err("cannot read segment '%s/seg/%08" PRIu32
-				"' at %" PRIu64 ": %s",
-				st->path, loc->seg, loc->off, strerror(errno));
-			return -EIO;
-		}
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-
-	if (got < want)
+	if (got < STORE_SEG_HDR_BYTES + (size_t)loc->len)
 		why = "record runs past the end of the segment";
 	else if (get_be32(hdr) != STORE_SEG_REC_MAGIC)
 		why = "bad record magic";
@@ -1422,16 +1446,145 @@ int store_seg_read(struct store *st, const struct store_loc *loc,
 		why = "record length differs from its location";
 	else if (memcmp(hdr + 8, id, 32))
 		why = "record holds another block id";
-	else if (get_be64(hdr + 40) != store_rec_hash(id, buf, loc->len))
+	else if (hash && get_be64(hdr + 40) != store_rec_hash(id, sealed, loc->len))
 		why = "record checksum mismatch";
-	if (why) {
-		log_err("corrupt block in store '%s' seg %08" PRIu32
-			" off %" PRIu64 " id %s: %s; run fsck.embassyfs",
-			st->path, loc->seg, loc->off,
-			log_hex(hex, id, STORE_ID_LOG_BYTES), why);
-		return -EUCLEAN;
+	if (!why)
+		return 0;
+	log_err("corrupt block in store '%s' seg %08" PRIu32 " off %" PRIu64
+		" id %s: %s; run fsck.embassyfs",
+		st->path, loc->seg, loc->off,
+		log_hex(hex, id, STORE_ID_LOG_BYTES), why);
+	return -EUCLEAN;
+}
+
+/*
+ * pread fd until len bytes or the end of the file; returns the bytes read.
+ * -EINVAL is returned unlogged (an O_DIRECT read the file system refuses).
+ */
+static ssize_t store_seg_pread_fd(struct store *st, struct store_seg *s,
+				  int fd, const struct iovec *iov0, int cnt,
+				  uint64_t off, size_t len)
+{
+	struct iovec iov[2];
+	size_t got = 0;
+	ssize_t n;
+
+	while (got < len) {
+		size_t skip = got;
+		int k = 0;
+
+		for (int q = 0; q < cnt; q++) {
+			if (skip >= iov0[q].iov_len) {
+				skip -= iov0[q].iov_len;
+				continue;
+			}
+			iov[k].iov_base = (uint8_t *)iov0[q].iov_base + skip;
+			iov[k++].iov_len = iov0[q].iov_len - skip;
+			skip = 0;
+		}
+		n = preadv(fd, iov, k, (off_t)(off + got));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EINVAL && fd != s->fd)
+			return -EINVAL;
+		if (n < 0) {
+			log_err("cannot read segment '%s/seg/%08" PRIu32
+				"' at %" PRIu64 ": %s",
+				st->path, s->nr, off + got, strerror(errno));
+			return -EIO;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
 	}
+	return (ssize_t)got;
+}
+
+static ssize_t store_seg_pread(struct store *st, struct store_seg *s,
+			       const struct iovec *iov, int cnt, uint64_t off,
+			       size_t len)
+{
+	return store_seg_pread_fd(st, s, s->fd, iov, cnt, off, len);
+}
+
+/*
+ * Runs of records are read O_DIRECT: the page cache above the mount holds
+ * the plaintext, and a second copy of the ciphertext below it costs a copy
+ * per byte and memory. -1 where the file system refuses O_DIRECT.
+ */
+static int store_seg_direct(struct store *st, struct store_seg *s)
+{
+	char name[16];
+	int fd = atomic_load_explicit(&s->dfd, memory_order_acquire), want = -2;
+
+	if (fd != -2)
+		return fd;
+	snprintf(name, sizeof(name), "%08" PRIu32, s->nr);
+	fd = openat(st->seg_dirfd, name, O_RDONLY | O_DIRECT | O_CLOEXEC);
+	if (fd < 0)
+		fd = -1;
+	if (!atomic_compare_exchange_strong(&s->dfd, &want, fd)) {
+		if (fd >= 0)
+			close(fd);
+		fd = want;
+	}
+	return fd;
+}
+
+int store_seg_read(struct store *st, const struct store_loc *loc,
+		   const uint8_t id[static 32], void *buf)
+{
+	uint8_t hdr[STORE_SEG_HDR_BYTES];
+	struct store_seg *s;
+	struct iovec iov[2] = { { hdr, sizeof(hdr) }, { buf, loc->len } };
+	ssize_t got;
+	int ret;
+
+	ret = store_loc_check(st, loc, &s);
+	if (ret < 0)
+		return ret;
+	got = store_seg_pread(st, s, iov, 2, loc->off,
+			      STORE_SEG_HDR_BYTES + (size_t)loc->len);
+	if (got < 0)
+		return (int)got;
+	return store_rec_check(st, loc, id, hdr, buf, (size_t)got, true);
+}
+
+int store_seg_read_run(struct store *st, const struct store_loc *first,
+		       size_t len, void *buf)
+{
+	struct iovec iov = { buf, len };
+	struct store_seg *s;
+	ssize_t got;
+	int ret;
+
+	ret = store_loc_check(st, first, &s);
+	if (ret < 0)
+		return ret;
+	if (len > STORE_SEG_MAX - first->off)
+		return -EINVAL;
+	got = -EINVAL;
+	if ((uintptr_t)buf % 4096 == 0 && len % STORE_SEG_ALIGN == 0) {
+		int dfd = store_seg_direct(st, s);
+
+		if (dfd >= 0)
+			got = store_seg_pread_fd(st, s, dfd, &iov, 1, first->off,
+						 len);
+	}
+	if (got == -EINVAL)
+		got = store_seg_pread(st, s, &iov, 1, first->off, len);
+	if (got < 0)
+		return (int)got;
+	if ((size_t)got < len)
+		memset((uint8_t *)buf + got, 0, len - (size_t)got);
 	return 0;
+}
+
+int store_seg_rec_check(struct store *st, const struct store_loc *loc,
+		       const uint8_t id[static 32], const uint8_t *rec)
+{
+	return store_rec_check(st, loc, id, rec, rec + STORE_SEG_HDR_BYTES,
+			       STORE_SEG_HDR_BYTES + (size_t)loc->len, false);
 }
 
 /*

@@ -99,6 +99,16 @@ int store_get(struct store *st, enum store_cf cf, const void *key, size_t klen,
 	      void **val, size_t *vlen) MUST_CHECK;
 int store_get_buf(struct store *st, enum store_cf cf, const void *key,
 		  size_t klen, void *buf, size_t cap, size_t *vlen) MUST_CHECK;
+/*
+ * n point reads of one column family in one batch (RocksDB's MultiGet):
+ * value k goes to vals + k * cap, its length to vlens[k], and rets[k] is
+ * 0, -ENOENT or -ENOSPC (longer than cap), or -EIO. Returns the first
+ * store error, else 0.
+ */
+int store_get_many(struct store *st, enum store_cf cf, size_t n,
+		   const char *const keys[], const size_t klens[],
+		   uint8_t *vals, size_t cap, size_t vlens[],
+		   int rets[]) MUST_CHECK;
 
 /* Write batches: built by one thread, written atomically. */
 int store_batch_new(struct store_batch **out) MUST_CHECK;
@@ -166,6 +176,21 @@ int store_seg_append_batch(struct store *st, size_t n,
  */
 int store_seg_read(struct store *st, const struct store_loc *loc,
 		   const uint8_t id[static 32], void *buf) MUST_CHECK;
+/*
+ * Read len raw bytes of a segment from first's offset: a run of records
+ * that lie back to back (bytes past the end of the file read as zeros).
+ * Check each record in buf with store_seg_rec_check before using it.
+ * -EUCLEAN (no such segment), -EINVAL, -EIO.
+ */
+int store_seg_read_run(struct store *st, const struct store_loc *first,
+		       size_t len, void *buf) MUST_CHECK;
+/*
+ * Check the header of the record rec (read by store_seg_read_run) against
+ * loc and id: magic, length and id, not the XXH3 checksum, which the
+ * caller's AEAD open supersedes. -EUCLEAN, logged.
+ */
+int store_seg_rec_check(struct store *st, const struct store_loc *loc,
+			const uint8_t id[static 32], const uint8_t *rec) MUST_CHECK;
 /* Release the record's space (punch a hole). Idempotent. */
 int store_seg_free(struct store *st, const struct store_loc *loc) MUST_CHECK;
 /* Bytes a record of sealed length len occupies in its segment. */

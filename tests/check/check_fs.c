@@ -612,6 +612,45 @@ START_TEST(test_fs_reap_races_readd)
 END_TEST
 
 /*
+ * Flip bits (mask) of the byte at offset at of the stored record of block
+ * idx of ino, as bit rot would; id receives the block's id.
+ */
+static void damage_block(struct ffix *f, uint64_t ino, uint64_t idx,
+			 off_t at, uint8_t mask, uint8_t id[32])
+{
+	struct store_iter *it;
+	struct store_loc loc;
+	uint8_t ekey[16], key[33], *val, b;
+	char segpath[4096];
+	size_t klen, vlen;
+	int fd;
+
+	for (int q = 0; q < 8; q++) {
+		ekey[q] = (uint8_t)(ino >> (56 - 8 * q));
+		ekey[8 + q] = (uint8_t)(idx >> (56 - 8 * q));
+	}
+	ck_assert_int_eq(store_iter_new(volume_store(f->v), STORE_CF_EXTENT, &it), 0);
+	store_iter_seek(it, ekey, sizeof(ekey));
+	ck_assert(store_iter_valid(it));
+	ck_assert_mem_eq(store_iter_key(it, &klen), ekey, sizeof(ekey));
+	memcpy(id, store_iter_value(it, &vlen), 32);
+	store_iter_free(it);
+	key[0] = 'L';
+	memcpy(key + 1, id, 32);
+	ck_assert_int_eq(store_get(volume_store(f->v), STORE_CF_LOCAL, key, 33,
+				   (void **)&val, &vlen), 0);
+	ck_assert_int_eq(store_loc_decode(val, vlen, &loc), 0);
+	free(val);
+	snprintf(segpath, sizeof(segpath), "%s/seg/%08u", f->dir, loc.seg);
+	fd = open(segpath, O_RDWR);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pread(fd, &b, 1, (off_t)loc.off + at), 1);
+	b ^= mask;
+	ck_assert_int_eq(pwrite(fd, &b, 1, (off_t)loc.off + at), 1);
+	close(fd);
+}
+
+/*
  * A block fsck recorded as damaged ('B' in the local column family) is
  * not shared by new writes of the same data: the fresh copy replaces it,
  * and the file that held the damaged copy reads whole again.
@@ -619,13 +658,9 @@ END_TEST
 START_TEST(test_fs_bad_block_healed_by_new_copy)
 {
 	struct ffix f;
-	uint8_t data[16384], back[16384], id[32], key[33], *val, flip;
-	struct store_iter *it;
-	struct store_loc loc;
-	char segpath[4096];
+	uint8_t data[16384], back[16384], id[32], key[33];
 	uint64_t a, b;
-	size_t klen, vlen;
-	int fd;
+	size_t klen;
 
 	ffix_open_bs(&f, 16384);
 	for (size_t q = 0; q < sizeof(data); q++)
@@ -633,29 +668,13 @@ START_TEST(test_fs_bad_block_healed_by_new_copy)
 	a = mkfile(&f, FS_ROOT_INO, "a");
 	ck_assert_int_eq(fs_write(f.fs, a, data, sizeof(data), 0), (ssize_t)sizeof(data));
 	ck_assert_int_eq(fs_sync(f.fs), 0);
-	ck_assert_int_eq(store_iter_new(volume_store(f.v), STORE_CF_EXTENT, &it), 0);
-	store_iter_seek_first(it);
-	ck_assert(store_iter_valid(it));
-	memcpy(id, store_iter_value(it, &vlen), 32);
-	store_iter_free(it);
-	key[0] = 'L';
-	memcpy(key + 1, id, 32);
-	ck_assert_int_eq(store_get(volume_store(f.v), STORE_CF_LOCAL, key, 33,
-				   (void **)&val, &vlen), 0);
-	ck_assert_int_eq(store_loc_decode(val, vlen, &loc), 0);
-	free(val);
 	/* Damage the stored copy and mark it, as fsck -y does. */
-	snprintf(segpath, sizeof(segpath), "%s/seg/%08u", f.dir, loc.seg);
-	fd = open(segpath, O_RDWR);
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(pread(fd, &flip, 1, (off_t)loc.off + 100), 1);
-	flip ^= 0xff;
-	ck_assert_int_eq(pwrite(fd, &flip, 1, (off_t)loc.off + 100), 1);
-	close(fd);
+	damage_block(&f, a, 0, 100, 0xff, id);
+	key[0] = 'B';
+	memcpy(key + 1, id, 32);
 	{
 		struct store_batch *sb;
 
-		key[0] = 'B';
 		ck_assert_int_eq(store_batch_new(&sb), 0);
 		store_batch_put(sb, STORE_CF_LOCAL, key, 33, "\0\0\0\0\0\0\0\1", 8);
 		ck_assert_int_eq(store_write(volume_store(f.v), sb, true), 0);
@@ -669,6 +688,60 @@ START_TEST(test_fs_bad_block_healed_by_new_copy)
 	ck_assert_mem_eq(back, data, sizeof(data));
 	ck_assert_int_eq(store_get_buf(volume_store(f.v), STORE_CF_LOCAL, key, 33,
 				       NULL, 0, &klen), -ENOENT);
+	ffix_close(&f);
+}
+END_TEST
+
+/*
+ * A read of many whole blocks takes the batched path (one extent walk, one
+ * location lookup, one pread per run of records): holes, blocks shared
+ * within the file, records of one file scattered among another's, and
+ * partial head and tail blocks all read back as written; a damaged record
+ * in the middle fails the read with EIO, and ranges around it still read.
+ */
+START_TEST(test_fs_read_many_blocks)
+{
+	enum { NB = 40, BS = 16384 };
+	struct ffix f;
+	uint8_t *data = calloc(NB, BS), *back = malloc(NB * BS), id[32];
+	uint64_t a, b;
+
+	ffix_open_bs(&f, BS);
+	for (size_t blk = 0; blk < NB; blk++) {
+		if (blk % 7 == 3)
+			continue;	/* a hole */
+		for (size_t q = 0; q < BS; q++)
+			data[blk * BS + q] = (uint8_t)((blk % 9 == 2 ? 2 : blk) * 31 +
+						       q * 13 + 1);
+	}
+	a = mkfile(&f, FS_ROOT_INO, "a");
+	b = mkfile(&f, FS_ROOT_INO, "b");
+	/* Odd blocks first, each followed by a block of b, then even blocks. */
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t blk = (size_t)(1 - pass); blk < NB; blk += 2) {
+			ck_assert_int_eq(fs_write(f.fs, a, data + blk * BS, BS, blk * BS), BS);
+			ck_assert_int_eq(fs_write(f.fs, b, back, BS, blk * BS), BS);
+			ck_assert_int_eq(fs_sync(f.fs), 0);
+		}
+	}
+	memset(back, 0xee, NB * BS);
+	ck_assert_int_eq(fs_read(f.fs, a, back, NB * BS, 0), NB * BS);
+	ck_assert_mem_eq(back, data, NB * BS);
+	ck_assert_int_eq(fs_read(f.fs, a, back, 5 * BS + 100, BS / 2), 5 * BS + 100);
+	ck_assert_mem_eq(back, data + BS / 2, 5 * BS + 100);
+	ck_assert_uint_eq(fs_read_retries(f.fs), 0);
+
+	/* Damage block 21's record: a read over it fails, reads beside it do not. */
+	damage_block(&f, a, 21, 200, 0x10, id);
+	ck_assert_int_eq(fs_read(f.fs, a, back, NB * BS, 0), -EIO);
+	ck_assert_uint_eq(fs_read_retries(f.fs), 1);
+	ck_assert_int_eq(fs_read(f.fs, a, back, 21 * BS, 0), 21 * BS);
+	ck_assert_mem_eq(back, data, 21 * BS);
+	ck_assert_int_eq(fs_read(f.fs, a, back, 18 * BS, 22 * BS), 18 * BS);
+	ck_assert_mem_eq(back, data + 22 * BS, 18 * BS);
+	ck_assert_uint_eq(fs_read_retries(f.fs), 1);
+	free(data);
+	free(back);
 	ffix_close(&f);
 }
 END_TEST
@@ -843,6 +916,7 @@ static Suite *fs_suite(void)
 	tcase_add_test(core, test_fs_xattr_miss_remembered);
 	tcase_add_test(core, test_fs_acl_mode_sync_and_inherit);
 	tcase_add_test(core, test_fs_readdir_stable_offsets);
+	tcase_add_test(core, test_fs_read_many_blocks);
 	tcase_add_test(core, test_fs_rdonly);
 	tcase_add_test(core, test_fs_reap_races_readd);
 	tcase_add_test(core, test_fs_bad_block_healed_by_new_copy);
