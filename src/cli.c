@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
@@ -479,6 +480,16 @@ int cli_volume_probe(const char *store)
 	return ret;
 }
 
+void cli_raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 int cli_volume_open(const char *store, enum volume_open_flags flags,
 		    const struct cli_secret *s, struct volume **out)
 {
@@ -490,6 +501,7 @@ int cli_volume_open(const char *store, enum volume_open_flags flags,
 	ret = cli_volume_probe(store);
 	if (ret)
 		return ret;
+	cli_raise_nofile();
 	ret = volume_open(store, flags, &v);
 	switch (-ret) {
 	case 0:

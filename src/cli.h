@@ -157,6 +157,15 @@ int cli_secret_seal(const struct cli_secret *s, const struct key *k,
 int cli_volume_probe(const char *store) MUST_CHECK;
 
 /*
+ * A store keeps a descriptor for each RocksDB table it has open (all of
+ * them when read-only) and up to two for each segment in use: a large
+ * volume needs more than the usual soft limit of 1,024. Raise the soft
+ * limit to the hard one, which the administrator sets; a failure changes
+ * nothing. cli_volume_open calls it.
+ */
+void cli_raise_nofile(void);
+
+/*
  * volume_open() then, when s is not NULL, unlock with it, printing one
  * message naming store on any failure (wrong passphrase, in use, corrupt,
  * unknown format, not a volume). Returns the library's error.

@@ -778,7 +778,8 @@ static void read_locations(struct read_ctx *c)
 				continue;
 			if (rets[q] ||
 			    store_loc_decode(vals + q * STORE_LOC_BYTES,
-					     vlens[q], &c->b[k].loc))
+					     vlens[q], &c->b[k].loc) ||
+			    c->b[k].loc.len > CODEC_SEALED_MAX(c->fs->bs))
 				c->b[k].state = RD_RETRY;
 			q++;
 		}
@@ -880,8 +881,11 @@ static int read_plan(struct read_ctx *c, size_t **order, uint8_t **buf,
 		r->blk = *order + q;
 		r->nblk = 1;
 	}
+	/* Each run starts page-aligned, as an O_DIRECT read wants it. */
 	for (size_t q = 0; q < c->nruns; q++)
-		total += c->runs[q].bytes;
+		total += (c->runs[q].bytes + 4095) / 4096 * 4096;
+	if (total == 0)
+		return 0;
 	*bufsize = total;
 	*buf = rdbuf_get(c->fs, total);
 	if (!*buf)
@@ -889,7 +893,7 @@ static int read_plan(struct read_ctx *c, size_t **order, uint8_t **buf,
 	total = 0;
 	for (size_t q = 0; q < c->nruns; q++) {
 		c->runs[q].buf = *buf + total;
-		total += c->runs[q].bytes;
+		total += (c->runs[q].bytes + 4095) / 4096 * 4096;
 	}
 	return 0;
 }
@@ -921,7 +925,7 @@ static int open_job(void *arg, size_t q)
 		return 0;
 	}
 	if (b->state != RD_FOUND || !b->rec ||
-	    store_seg_rec_check(fs->st, &b->loc, b->id, b->rec) ||
+	    store_seg_rec_check(&b->loc, b->id, b->rec) ||
 	    codec_open(fs->codec, b->id, b->rec + STORE_SEG_HDR_BYTES,
 		       b->loc.len, b->dst, fs->bs, &plain)) {
 		atomic_fetch_add(&fs->read_retries, 1);

@@ -103,6 +103,7 @@ static const uint8_t store_zero[STORE_SEG_ALIGN];
 struct store_seg {
 	int fd;
 	_Atomic int dfd;	/* O_DIRECT reader: -2 not yet opened, -1 none */
+	atomic_bool direct_refused;	/* an aligned O_DIRECT read failed EINVAL */
 	uint32_t nr;
 	_Atomic uint64_t tail; /* next offset to reserve */
 	_Atomic uint64_t wgen; /* appends finished */
@@ -518,6 +519,7 @@ static int store_seg_get_locked(struct store *st, uint32_t nr, bool create,
 		goto out;
 	s->fd = fd;
 	atomic_init(&s->dfd, -2);
+	atomic_init(&s->direct_refused, false);
 	s->nr = nr;
 	pthread_rwlock_init(&s->edge, NULL);
 	atomic_init(&s->tail, store_round_up((uint64_t)sb.st_size));
@@ -1427,27 +1429,36 @@ static int store_loc_check(struct store *st, const struct store_loc *loc,
 }
 
 /*
- * Check a record's header against the location and id that name it and,
- * when hash is set, its XXH3 checksum. got is how many of the record's
- * bytes were read. Logs and returns -EUCLEAN on a mismatch.
+ * What is wrong with a record, checked against the location and id that
+ * name it: its header and its XXH3 checksum. got is how many of the
+ * record's bytes were read. NULL if nothing.
  */
+static const char *store_rec_why(const struct store_loc *loc,
+				 const uint8_t id[static 32],
+				 const uint8_t *hdr, const uint8_t *sealed,
+				 size_t got)
+{
+	if (got < STORE_SEG_HDR_BYTES + (size_t)loc->len)
+		return "record runs past the end of the segment";
+	if (get_be32(hdr) != STORE_SEG_REC_MAGIC)
+		return "bad record magic";
+	if (get_be32(hdr + 4) != loc->len)
+		return "record length differs from its location";
+	if (memcmp(hdr + 8, id, 32))
+		return "record holds another block id";
+	if (get_be64(hdr + 40) != store_rec_hash(id, sealed, loc->len))
+		return "record checksum mismatch";
+	return NULL;
+}
+
+/* store_rec_why, logged: -EUCLEAN on a mismatch. */
 static int store_rec_check(struct store *st, const struct store_loc *loc,
 			   const uint8_t id[static 32], const uint8_t *hdr,
-			   const uint8_t *sealed, size_t got, bool hash)
+			   const uint8_t *sealed, size_t got)
 {
 	char hex[2 * STORE_ID_LOG_BYTES + 1];
-	const char *why = NULL;
+	const char *why = store_rec_why(loc, id, hdr, sealed, got);
 
-	if (got < STORE_SEG_HDR_BYTES + (size_t)loc->len)
-		why = "record runs past the end of the segment";
-	else if (get_be32(hdr) != STORE_SEG_REC_MAGIC)
-		why = "bad record magic";
-	else if (get_be32(hdr + 4) != loc->len)
-		why = "record length differs from its location";
-	else if (memcmp(hdr + 8, id, 32))
-		why = "record holds another block id";
-	else if (hash && get_be64(hdr + 40) != store_rec_hash(id, sealed, loc->len))
-		why = "record checksum mismatch";
 	if (!why)
 		return 0;
 	log_err("corrupt block in store '%s' seg %08" PRIu32 " off %" PRIu64
@@ -1510,7 +1521,9 @@ static ssize_t store_seg_pread(struct store *st, struct store_seg *s,
 /*
  * Runs of records are read O_DIRECT: the page cache above the mount holds
  * the plaintext, and a second copy of the ciphertext below it costs a copy
- * per byte and memory. -1 where the file system refuses O_DIRECT.
+ * per byte and memory. -1 where the file system refuses O_DIRECT (at open,
+ * or later a read whose buffer, offset and length are all page-aligned),
+ * or where no descriptor is to be had just now.
  */
 static int store_seg_direct(struct store *st, struct store_seg *s)
 {
@@ -1521,6 +1534,8 @@ static int store_seg_direct(struct store *st, struct store_seg *s)
 		return fd;
 	snprintf(name, sizeof(name), "%08" PRIu32, s->nr);
 	fd = openat(st->seg_dirfd, name, O_RDONLY | O_DIRECT | O_CLOEXEC);
+	if (fd < 0 && errno != EINVAL)
+		return -1;	/* out of descriptors, say: try again later */
 	if (fd < 0)
 		fd = -1;
 	if (!atomic_compare_exchange_strong(&s->dfd, &want, fd)) {
@@ -1547,7 +1562,7 @@ int store_seg_read(struct store *st, const struct store_loc *loc,
 			      STORE_SEG_HDR_BYTES + (size_t)loc->len);
 	if (got < 0)
 		return (int)got;
-	return store_rec_check(st, loc, id, hdr, buf, (size_t)got, true);
+	return store_rec_check(st, loc, id, hdr, buf, (size_t)got);
 }
 
 int store_seg_read_run(struct store *st, const struct store_loc *first,
@@ -1564,12 +1579,15 @@ int store_seg_read_run(struct store *st, const struct store_loc *first,
 	if (len > STORE_SEG_MAX - first->off)
 		return -EINVAL;
 	got = -EINVAL;
-	if ((uintptr_t)buf % 4096 == 0 && len % STORE_SEG_ALIGN == 0) {
+	if ((uintptr_t)buf % 4096 == 0 && len % STORE_SEG_ALIGN == 0 &&
+	    !atomic_load_explicit(&s->direct_refused, memory_order_relaxed)) {
 		int dfd = store_seg_direct(st, s);
 
 		if (dfd >= 0)
 			got = store_seg_pread_fd(st, s, dfd, &iov, 1, first->off,
 						 len);
+		if (got == -EINVAL && first->off % 4096 == 0 && len % 4096 == 0)
+			atomic_store(&s->direct_refused, true);
 	}
 	if (got == -EINVAL)
 		got = store_seg_pread(st, s, &iov, 1, first->off, len);
@@ -1580,11 +1598,12 @@ int store_seg_read_run(struct store *st, const struct store_loc *first,
 	return 0;
 }
 
-int store_seg_rec_check(struct store *st, const struct store_loc *loc,
-		       const uint8_t id[static 32], const uint8_t *rec)
+int store_seg_rec_check(const struct store_loc *loc,
+			const uint8_t id[static 32], const uint8_t *rec)
 {
-	return store_rec_check(st, loc, id, rec, rec + STORE_SEG_HDR_BYTES,
-			       STORE_SEG_HDR_BYTES + (size_t)loc->len, false);
+	return store_rec_why(loc, id, rec, rec + STORE_SEG_HDR_BYTES,
+			     STORE_SEG_HDR_BYTES + (size_t)loc->len) ? -EUCLEAN
+								     : 0;
 }
 
 /*

@@ -185,11 +185,11 @@ int store_seg_read(struct store *st, const struct store_loc *loc,
 int store_seg_read_run(struct store *st, const struct store_loc *first,
 		       size_t len, void *buf) MUST_CHECK;
 /*
- * Check the header of the record rec (read by store_seg_read_run) against
- * loc and id: magic, length and id, not the XXH3 checksum, which the
- * caller's AEAD open supersedes. -EUCLEAN, logged.
+ * Check the record rec (read by store_seg_read_run) against loc and id:
+ * magic, length, id and XXH3 checksum. -EUCLEAN, not logged: the caller
+ * reads the block again through store_seg_read, which reports it.
  */
-int store_seg_rec_check(struct store *st, const struct store_loc *loc,
+int store_seg_rec_check(const struct store_loc *loc,
 			const uint8_t id[static 32], const uint8_t *rec) MUST_CHECK;
 /* Release the record's space (punch a hole). Idempotent. */
 int store_seg_free(struct store *st, const struct store_loc *loc) MUST_CHECK;

@@ -343,6 +343,7 @@ int main(int argc, char **argv)
 		log_err("cannot initialise libsodium");
 		return CLI_FSCK_EX_LIBRARY;
 	}
+	cli_raise_nofile();
 	if (c.key_file)
 		ret = cli_secret_read_keyfile(&secret, c.key_file);
 	else if (c.passphrase_file)
