@@ -31,6 +31,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -47,7 +48,8 @@ struct journal {
 	pthread_mutex_t lock;		/* commit order, head */
 	struct journal_head head;
 	pthread_mutex_t sync_lock;	/* one syncer at a time */
-	uint64_t synced_seq;		/* records <= this are durable */
+	/* Records <= this are durable: written under sync_lock, read by the reaper. */
+	_Atomic uint64_t synced_seq;
 	uint64_t signed_seq;		/* head stored and signed at this seq */
 	uint64_t min_cursor;		/* UINT64_MAX: no cursor */
 	/*
@@ -271,7 +273,7 @@ int journal_open(struct store *st, const struct key *k,
 	if (ret)
 		goto out;
 	/* Whatever RocksDB recovered is durable now. */
-	j->synced_seq = j->head.seq;
+	atomic_init(&j->synced_seq, j->head.seq);
 	ret = store_get_buf(st, STORE_CF_SUPER, HEAD_KEY, strlen(HEAD_KEY), buf,
 			    sizeof(buf), &len);
 	if (ret == 0 && len == sizeof(buf) &&
@@ -514,7 +516,8 @@ int journal_sync(struct journal *j)
 		return 0;
 	pthread_mutex_lock(&j->sync_lock);
 	journal_get_head(j, &h);
-	if (h.seq == j->synced_seq && (!j->k || h.seq == j->signed_seq)) {
+	if (h.seq == atomic_load(&j->synced_seq) &&
+	    (!j->k || h.seq == j->signed_seq)) {
 		/* Nothing journaled since; data-only syncs still need the segments. */
 		ret = store_sync(j->st);
 		goto out;
@@ -537,7 +540,7 @@ int journal_sync(struct journal *j)
 		ret = store_sync(j->st);
 	}
 	if (ret == 0)
-		j->synced_seq = h.seq;
+		atomic_store(&j->synced_seq, h.seq);
 out:
 	pthread_mutex_unlock(&j->sync_lock);
 	store_batch_free(b);
@@ -677,7 +680,7 @@ int journal_reap(struct journal *j)
 	if (store_rdonly(j->st))
 		return 0;
 	pthread_mutex_lock(&j->lock);
-	limit = MIN(j->synced_seq, j->min_cursor);
+	limit = MIN(atomic_load(&j->synced_seq), j->min_cursor);
 	pthread_mutex_unlock(&j->lock);
 	pthread_mutex_lock(&j->reap_lock);
 	if (limit < j->reaped) {

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -567,7 +568,7 @@ END_TEST
  */
 struct churn {
 	struct ffix *f;
-	volatile int stop;
+	atomic_int stop;
 };
 
 static void *churn_syncs(void *arg)
