@@ -808,10 +808,14 @@ static int rd_loc_cmp(const void *a, const void *b, void *arg)
 	return 0;
 }
 
+static size_t rd_page_round(size_t n)
+{
+	return (n + 4095) / 4096 * 4096;
+}
+
 static size_t rdbuf_size(size_t want)
 {
-	return want <= FS_RDBUF_BYTES ? FS_RDBUF_BYTES
-				      : (want + 4095) / 4096 * 4096;
+	return want <= FS_RDBUF_BYTES ? FS_RDBUF_BYTES : rd_page_round(want);
 }
 
 static uint8_t *rdbuf_get(struct fs *fs, size_t want)
@@ -883,18 +887,17 @@ static int read_plan(struct read_ctx *c, size_t **order, uint8_t **buf,
 	}
 	/* Each run starts page-aligned, as an O_DIRECT read wants it. */
 	for (size_t q = 0; q < c->nruns; q++)
-		total += (c->runs[q].bytes + 4095) / 4096 * 4096;
+		total += rd_page_round(c->runs[q].bytes);
 	if (total == 0)
 		return 0;
 	*bufsize = total;
 	*buf = rdbuf_get(c->fs, total);
 	if (!*buf)
 		return -ENOMEM;
-	total = 0;
-	for (size_t q = 0; q < c->nruns; q++) {
-		c->runs[q].buf = *buf + total;
-		total += (c->runs[q].bytes + 4095) / 4096 * 4096;
-	}
+	for (size_t q = 0; q < c->nruns; q++)
+		c->runs[q].buf = q ? c->runs[q - 1].buf +
+					 rd_page_round(c->runs[q - 1].bytes)
+				   : *buf;
 	return 0;
 }
 
