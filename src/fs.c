@@ -799,6 +799,7 @@ int fs_block_append(struct fs *fs, struct fs_ref *r, const uint8_t *plain,
 	if (ret == 0) {
 		r->csum = csum;
 		r->appended = true;
+		r->redo = NULL;
 	}
 	free(sealed);
 	return ret;
@@ -848,6 +849,15 @@ int fs_block_prepare(struct fs *fs, struct fs_ref *r, const uint8_t *plain,
 	return fs_block_append(fs, r, plain, len);
 }
 
+/* Name r's new copy in t, logging its bytes for redo when the flush asked. */
+static void ref_block(struct journal_txn *t, struct fs_ref *r)
+{
+	if (r->redo)
+		journal_txn_block_redo(t, r->id, &r->loc, r->redo);
+	else
+		journal_txn_block(t, r->id, &r->loc);
+}
+
 int fs_commit(struct fs *fs, struct journal_txn *t, struct fs_refs *refs,
 	      bool sync)
 {
@@ -884,7 +894,7 @@ int fs_commit(struct fs *fs, struct journal_txn *t, struct fs_refs *refs,
 				}
 				block_val_put(fs, t, r->id, (uint32_t)r->delta,
 					      r->loc.len, r->csum);
-				journal_txn_block(t, r->id, &r->loc);
+				ref_block(t, r);
 				r->appended = false;	/* now owned by the store */
 				continue;
 			}
@@ -906,7 +916,7 @@ int fs_commit(struct fs *fs, struct journal_txn *t, struct fs_refs *refs,
 					journal_txn_release_block(t, r->id, &old);
 				block_val_put(fs, t, r->id, (uint32_t)n,
 					      r->loc.len, r->csum);
-				journal_txn_block(t, r->id, &r->loc);
+				ref_block(t, r);
 				bkey[0] = 'B';
 				memcpy(bkey + 1, r->id, KEY_ID_BYTES);
 				journal_txn_local_delete(t, bkey, sizeof(bkey));

@@ -347,6 +347,12 @@ struct flush_ctx {
 
 /* Sealed copies held at once by a flush: they are written chunk by chunk. */
 #define FLUSH_SEAL_CHUNK 256
+/*
+ * A flush for an fsync whose sealed blocks add up to at most this logs
+ * them for redo in its batch: the fsync then waits for the WAL's device
+ * flush only, not the segment's too (journal.c, "Redo").
+ */
+#define FLUSH_REDO_MAX (1u << 20)
 
 static int flush_hash(void *arg, size_t q)
 {
@@ -368,7 +374,8 @@ static int flush_seal(void *arg, size_t q)
 }
 
 /* The sealed blocks of a chunk go to their segment in one write. */
-static int flush_append(struct fs *fs, struct flush_ctx *c, size_t n)
+static int flush_append(struct fs *fs, struct flush_ctx *c, size_t n,
+			bool redo)
 {
 	const uint8_t **ids;
 	const void **sealed;
@@ -389,13 +396,15 @@ static int flush_append(struct fs *fs, struct flush_ctx *c, size_t n)
 		sealed[q] = b->sealed;
 		lens[q] = b->slen;
 	}
-	ret = store_seg_append_batch(fs->st, n, ids, sealed, lens, locs);
+	ret = redo ? store_seg_append_redo(fs->st, n, ids, sealed, lens, locs)
+		   : store_seg_append_batch(fs->st, n, ids, sealed, lens, locs);
 	if (ret == 0)
 		for (size_t q = 0; q < n; q++) {
 			struct flush_blk *b = c->seal[c->base + q];
 
 			b->ref->loc = locs[q];
 			b->ref->appended = true;
+			b->ref->redo = redo ? b->sealed : NULL;
 		}
 out:
 	free(ids);
@@ -405,7 +414,17 @@ out:
 	return ret;
 }
 
-int fs_data_flush(struct fs *fs, struct fs_inode *i, bool sync)
+/* Is a chunk of n sealed blocks small enough to log for redo? */
+static bool flush_redo_fits(const struct flush_ctx *c, size_t n)
+{
+	uint64_t bytes = 0;
+
+	for (size_t q = 0; q < n; q++)
+		bytes += c->seal[c->base + q]->slen;
+	return bytes <= FLUSH_REDO_MAX;
+}
+
+int fs_data_flush(struct fs *fs, struct fs_inode *i, bool for_fsync)
 {
 	struct flush_ctx c = { .fs = fs };
 	struct journal_txn *t = NULL;
@@ -416,7 +435,7 @@ int fs_data_flush(struct fs *fs, struct fs_inode *i, bool sync)
 	if (fs->rdonly)
 		return 0;
 	if (!i->ndirty && !i->attr_dirty)
-		return sync ? journal_sync(fs->j) : 0;
+		return 0;
 	fs_refs_init(&refs);
 	ret = -ENOMEM;
 	c.b = calloc(i->ndirty ? i->ndirty : 1, sizeof(*c.b));
@@ -515,10 +534,16 @@ int fs_data_flush(struct fs *fs, struct fs_inode *i, bool sync)
 		c.seal[q]->ref = fs_refs_add(&refs, c.seal[q]->id, 0);
 	for (c.base = 0; c.base < nseal && ret == 0; c.base += FLUSH_SEAL_CHUNK) {
 		size_t n = MIN(nseal - c.base, (size_t)FLUSH_SEAL_CHUNK);
+		bool redo;
 
 		ret = fs_parallel(fs, n, flush_seal, &c);
+		/* Logged bytes stay until the commit has copied them. */
+		redo = for_fsync && nseal == n && ret == 0 &&
+		       flush_redo_fits(&c, n);
 		if (ret == 0)
-			ret = flush_append(fs, &c, n);
+			ret = flush_append(fs, &c, n, redo);
+		if (redo)
+			continue;
 		for (size_t q = c.base; q < c.base + n; q++) {
 			free(c.seal[q]->sealed);
 			c.seal[q]->sealed = NULL;
@@ -527,7 +552,7 @@ int fs_data_flush(struct fs *fs, struct fs_inode *i, bool sync)
 	if (ret)
 		goto out;
 	fs_put_inode(fs, t, i);
-	ret = fs_commit(fs, t, &refs, sync);
+	ret = fs_commit(fs, t, &refs, false);
 	if (ret == 0)
 		fs_dirty_free(fs, i);
 out:
@@ -1127,7 +1152,7 @@ int fs_fsync(struct fs *fs, uint64_t ino, bool datasync)
 	ret = fs_inode_lock(fs, ino, true, &i);
 	if (ret)
 		return ret;
-	ret = fs_data_flush(fs, i, false);
+	ret = fs_data_flush(fs, i, true);
 	fs_inode_unlock(fs, i);
 	/* Outside the inode lock: concurrent fsyncs share one WAL sync. */
 	if (ret == 0)

@@ -177,6 +177,7 @@ struct fs_ref {
 	bool appended;		/* we wrote a copy to a segment */
 	struct store_loc loc;	/* of that copy */
 	uint64_t csum;		/* XXH3 of the sealed bytes of that copy */
+	const void *redo;	/* sealed bytes of that copy, to log for redo */
 	const uint8_t *plain;	/* for a late append under the lock */
 	size_t plainlen;
 };
@@ -259,8 +260,12 @@ void fs_refs_init(struct fs_refs *r);
 void fs_refs_release(struct fs_refs *r);
 struct fs_ref *fs_refs_add(struct fs_refs *r, const uint8_t id[static KEY_ID_BYTES],
 			   int64_t delta);
-/* Commit all dirty blocks of i (locked exclusive) with its attributes. */
-int fs_data_flush(struct fs *fs, struct fs_inode *i, bool sync) MUST_CHECK;
+/*
+ * Commit all dirty blocks of i (locked exclusive) with its attributes.
+ * for_fsync: the caller syncs the journal next; a small flush then logs
+ * its blocks for redo instead of waiting for the segment's fdatasync.
+ */
+int fs_data_flush(struct fs *fs, struct fs_inode *i, bool for_fsync) MUST_CHECK;
 /* Drop extents at or past block index `from` into t/refs; drops dirty blocks too. */
 int fs_data_drop_from(struct fs *fs, struct fs_inode *i, uint64_t from,
 		      struct journal_txn *t, struct fs_refs *refs) MUST_CHECK;

@@ -168,6 +168,7 @@ void fsck_free(struct fsck *f)
 	fsck_blk_release(&f->blocks);
 	fsck_ino_release(&f->inodes);
 	free(f->lost_inos);
+	free(f->redo);
 	codec_free(f->codec);
 	key_free(f->k);
 	free(f);

@@ -228,6 +228,9 @@ struct fsck {
 	size_t nlost_inos, caplost_inos;
 	struct fsck_stats stats;
 	struct fsck_p1 *p1; /* pass 1's scan, started by pass 0 */
+	/* records the redo log holds whole, not yet written again (-n) */
+	struct store_loc *redo;
+	size_t nredo;
 	/* column families kept in memory for the walks after pass 1's */
 	struct fsck_cf_cache {
 		uint8_t *buf; /* entries: be32 klen, be32 vlen, key, value */
@@ -242,6 +245,10 @@ struct fsck {
 	const char *prog_what;
 	uint64_t prog_done, prog_total, prog_last;
 };
+
+/* Does [off, off + span) of seg hold a record the redo log has whole? */
+bool fsck_redo_covers(const struct fsck *f, uint32_t seg, uint64_t off,
+		      uint64_t span);
 
 /* fsck.c: reporting */
 void fsck_pass_begin(struct fsck *f, unsigned pass, const char *title);
@@ -407,6 +414,7 @@ int fsck_cf_walk_keep(struct fsck *f, enum store_cf cf, fsck_cf_fn *fn,
 #define FSCK_LOCAL_FREE	  'F'
 #define FSCK_LOCAL_CURSOR 'C'
 #define FSCK_LOCAL_BAD	  'B' /* 'B' id[32] -> u64 time: recorded bad by fsck */
+#define FSCK_LOCAL_REDO	  'W' /* 'W' seg u32 off u64 -> id[32] sealed: redo */
 
 /* Text for a clear type (mode >> 12). */
 const char *fsck_type_name(unsigned type);

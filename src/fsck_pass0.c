@@ -36,6 +36,7 @@
 #include <sys/stat.h>
 
 #include "fsck_int.h"
+#include "journal.h"
 #include "log.h"
 
 #define HDR_MAGIC      "EMBFSHDR"
@@ -317,6 +318,8 @@ static bool key_shape_ok(enum store_cf cf, const uint8_t *k, size_t klen)
 			return klen == 1 + 8 + KEY_ID_BYTES;
 		case FSCK_LOCAL_CURSOR:
 			return klen >= 2 && klen <= 65;
+		case FSCK_LOCAL_REDO:
+			return klen == 1 + 4 + 8;
 		default:
 			return false;
 		}
@@ -527,6 +530,44 @@ static int check_segments(struct fsck *f)
 	return 0;
 }
 
+bool fsck_redo_covers(const struct fsck *f, uint32_t seg, uint64_t off,
+		      uint64_t span)
+{
+	for (size_t q = 0; q < f->nredo; q++)
+		if (f->redo[q].seg == seg && f->redo[q].off < off + span &&
+		    off < f->redo[q].off + store_seg_span(f->redo[q].len))
+			return true;
+	return false;
+}
+
+/*
+ * Records that an fsync logged for redo and a crash kept from their
+ * segment: written again before the scan (what the next mount would do);
+ * under -n, known, so that pass 1 does not call them lost.
+ */
+static int check_redo(struct fsck *f)
+{
+	struct fsck_pctx pc = {.cf = FSCK_PCTX_CF(STORE_CF_LOCAL)};
+	size_t damaged;
+	int ret;
+
+	ret = journal_redo_replay(f->st, false, &damaged, &f->redo);
+	if (ret || !damaged)
+		return ret;
+	f->nredo = damaged;
+	pc.n1 = damaged;
+	if (!fsck_problem(f, PR_0_REDO_PENDING, &pc) || !f->rw)
+		return 0;
+	ret = journal_redo_replay(f->st, true, &damaged, NULL);
+	if (ret)
+		return ret;
+	f->modified = true;
+	free(f->redo);
+	f->redo = NULL;
+	f->nredo = 0;
+	return 0;
+}
+
 int fsck_pass0(struct fsck *f)
 {
 	int ret;
@@ -545,6 +586,9 @@ int fsck_pass0(struct fsck *f)
 		if (ret || fsck_stopped(f))
 			goto out;
 	}
+	ret = check_redo(f);
+	if (ret || fsck_stopped(f))
+		goto out;
 	/* Blocks are read in the background while passes 0 and 4 run. */
 	ret = fsck_pass1_start(f);
 	if (ret || fsck_stopped(f))

@@ -1071,6 +1071,9 @@ static int judge_loc(struct fsck *f, void *arg, const uint8_t *k, size_t klen,
 	pc.has_seg = true;
 	pc.seg = b->seg;
 	pc.off = (uint64_t)b->offu * STORE_SEG_ALIGN;
+	if (!(b->flags & FSCK_BLK_SEEN) &&
+	    fsck_redo_covers(f, b->seg, pc.off, span_of(b->len)))
+		return 0; /* whole in the redo log: redo-pending */
 	if (!(b->flags & FSCK_BLK_SEEN)) {
 		ret = recheck_located(f, p, id, b, &why);
 		if (ret)
@@ -1096,6 +1099,8 @@ static int judge_loc(struct fsck *f, void *arg, const uint8_t *k, size_t klen,
 		relocate(f, p, id, b, x, true);
 		return 0;
 	}
+	if (fsck_redo_covers(f, b->seg, pc.off, span_of(b->len)))
+		return 0; /* whole in the redo log: redo-pending */
 	b->flags |= FSCK_BLK_LOST;
 	if (b->flags & FSCK_BLK_MARKED)
 		return 0; /* reported with its mark */
@@ -1213,6 +1218,8 @@ static int judge_garbage(struct fsck *f, struct fsck_p1 *p)
 				       .off = j->off,
 				       .n1 = j->span};
 
+		if (fsck_redo_covers(f, j->seg, j->off, j->span))
+			continue; /* a record cut short: redo-pending */
 		if (overlaps_missing(p, j->seg, j->off, j->span))
 			pc.nofix = "a location points into it";
 		if (fsck_problem(f, j->shorty ? PR_1_REC_SHORT : PR_1_JUNK,

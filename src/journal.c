@@ -26,6 +26,18 @@
  * block is stored again meanwhile, 'L' points at the new copy and the reap
  * punches only the old one.
  *   'C' name              -> seq u64            replication cursor
+ *   'W' seg u32 off u64   -> id[32] sealed      redo of a record appended
+ *                                               without fdatasync
+ *
+ * Redo. A small flush made for an fsync appends its records with
+ * store_seg_append_redo and logs their sealed bytes as 'W' entries in the
+ * same batch as the 'L' entries that name them, so that the fsync waits
+ * for one device flush (the WAL's) instead of two. The segments are
+ * synced later, in the background (journal_redo_trim: when the entries
+ * reach JOURNAL_REDO_BYTES, a few seconds after the last trim, and at
+ * close), and only then are the entries deleted. After a crash,
+ * journal_open() writes again every logged record that 'L' still names
+ * and that did not reach its segment whole, before anything is appended.
  */
 #include "journal.h"
 
@@ -39,6 +51,10 @@
 #include "log.h"
 
 #define HEAD_KEY "head"
+#define JOURNAL_REDO_KEY_BYTES 13
+/* Trim the redo entries when they hold this much, or this long after the last trim. */
+#define JOURNAL_REDO_BYTES (16u << 20)
+#define JOURNAL_REDO_SECS 5
 #define HEAD_SIG_CONTEXT "embassyfs-head-v1"
 
 struct journal {
@@ -68,6 +84,13 @@ struct journal {
 	pthread_cond_t reaper_wake;
 	bool reap_wanted;
 	bool reaper_stop;
+	/* Redo entries committed since the last trim (under lock). */
+	uint8_t (*redo)[JOURNAL_REDO_KEY_BYTES];
+	size_t nredo;
+	size_t capredo;
+	uint64_t redo_bytes;
+	struct timespec redo_trimmed;	/* CLOCK_MONOTONIC */
+	pthread_mutex_t trim_lock;	/* one trim at a time */
 };
 
 struct journal_txn {
@@ -83,6 +106,10 @@ struct journal_txn {
 	} *frees;
 	size_t nfrees;
 	size_t capfrees;
+	uint8_t (*redo)[JOURNAL_REDO_KEY_BYTES];
+	size_t nredo;
+	size_t capredo;
+	uint64_t redo_bytes;
 };
 
 static int rec_reserve(struct journal_txn *t, size_t more)
@@ -198,6 +225,20 @@ out:
 	return ret;
 }
 
+static bool redo_due(struct journal *j)
+{
+	struct timespec now;
+	bool due;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	pthread_mutex_lock(&j->lock);
+	due = j->nredo && (j->redo_bytes >= JOURNAL_REDO_BYTES ||
+			   now.tv_sec - j->redo_trimmed.tv_sec >=
+			   JOURNAL_REDO_SECS);
+	pthread_mutex_unlock(&j->lock);
+	return due;
+}
+
 static void *reaper_main(void *arg)
 {
 	struct journal *j = arg;
@@ -230,6 +271,9 @@ static void *reaper_main(void *arg)
 		if (journal_reap(j))
 			log_err("cannot release the space of deleted blocks; "
 				"it is retried at the next sync");
+		if (redo_due(j) && journal_redo_trim(j))
+			log_err("cannot sync the segments of store '%s'; "
+				"their redo entries are kept", store_path(j->st));
 		pthread_mutex_lock(&j->reaper_lock);
 	}
 	pthread_mutex_unlock(&j->reaper_lock);
@@ -265,7 +309,9 @@ int journal_open(struct store *st, const struct key *k,
 	pthread_mutex_init(&j->sync_lock, NULL);
 	pthread_mutex_init(&j->reap_lock, NULL);
 	pthread_mutex_init(&j->reaper_lock, NULL);
+	pthread_mutex_init(&j->trim_lock, NULL);
 	pthread_cond_init(&j->reaper_wake, NULL);
+	clock_gettime(CLOCK_MONOTONIC, &j->redo_trimmed);
 	ret = load_head(j);
 	if (ret)
 		goto out;
@@ -282,6 +328,11 @@ int journal_open(struct store *st, const struct key *k,
 	else if (ret && ret != -ENOENT && ret != -ENOSPC)
 		goto out;
 	if (!store_rdonly(st)) {
+		size_t damaged;
+
+		ret = journal_redo_replay(st, true, &damaged, NULL);
+		if (ret)
+			goto out;
 		ret = journal_reap(j);
 		if (ret)
 			goto out;
@@ -319,6 +370,12 @@ void journal_close(struct journal *j)
 	/* Space of everything deleted comes back by the end of the unmount. */
 	if (!store_rdonly(j->st) && journal_reap(j))
 		log_err("cannot release the space of deleted blocks at close");
+	if (!store_rdonly(j->st) && journal_redo_trim(j))
+		log_err("cannot sync the segments of store '%s' at close; the "
+			"next open replays their redo entries",
+			store_path(j->st));
+	free(j->redo);
+	pthread_mutex_destroy(&j->trim_lock);
 	pthread_mutex_destroy(&j->reaper_lock);
 	pthread_cond_destroy(&j->reaper_wake);
 	pthread_mutex_destroy(&j->lock);
@@ -362,6 +419,7 @@ void journal_txn_free(struct journal_txn *t)
 	store_batch_free(t->b);
 	free(t->rec);
 	free(t->frees);
+	free(t->redo);
 	free(t);
 }
 
@@ -371,6 +429,8 @@ static void txn_clear(struct journal_txn *t)
 	t->len = JOURNAL_HDR_BYTES;
 	t->nops = 0;
 	t->nfrees = 0;
+	t->nredo = 0;
+	t->redo_bytes = 0;
 }
 
 void journal_txn_put(struct journal_txn *t, enum store_cf cf, const void *key,
@@ -410,6 +470,227 @@ void journal_txn_block(struct journal_txn *t, const uint8_t id[static 32],
 	store_loc_encode(loc, val);
 	store_batch_put(t->b, STORE_CF_LOCAL, key, sizeof(key), val, sizeof(val));
 	rec_op(t, JOURNAL_OP_BLOCK, STORE_CF_BLOCK, id, 32, NULL, 0);
+}
+
+static void redo_key(uint8_t key[static JOURNAL_REDO_KEY_BYTES],
+		     const struct store_loc *loc)
+{
+	key[0] = 'W';
+	put_be32(key + 1, loc->seg);
+	put_be64(key + 5, loc->off);
+}
+
+void journal_txn_block_redo(struct journal_txn *t, const uint8_t id[static 32],
+			    const struct store_loc *loc, const void *sealed)
+{
+	uint8_t *val;
+
+	if (t->nredo == t->capredo) {
+		size_t cap = t->capredo ? 2 * t->capredo : 16;
+		void *p = realloc(t->redo, cap * sizeof(*t->redo));
+
+		if (!p)
+			abort();	/* see journal_txn_put */
+		t->redo = p;
+		t->capredo = cap;
+	}
+	val = malloc(32 + (size_t)loc->len);
+	if (!val)
+		abort();
+	memcpy(val, id, 32);
+	memcpy(val + 32, sealed, loc->len);
+	redo_key(t->redo[t->nredo], loc);
+	store_batch_put(t->b, STORE_CF_LOCAL, t->redo[t->nredo],
+			JOURNAL_REDO_KEY_BYTES, val, 32 + (size_t)loc->len);
+	free(val);
+	t->nredo++;
+	t->redo_bytes += 32 + (uint64_t)loc->len;
+	journal_txn_block(t, id, loc);
+}
+
+/* Keep the keys of a committed txn's redo entries for the next trim (under lock). */
+static void txn_keep_redo(struct journal *j, struct journal_txn *t)
+{
+	if (!t->nredo)
+		return;
+	if (j->nredo + t->nredo > j->capredo) {
+		size_t cap = j->capredo ? j->capredo : 64;
+		void *p;
+
+		while (cap < j->nredo + t->nredo)
+			cap *= 2;
+		p = realloc(j->redo, cap * sizeof(*j->redo));
+		if (!p)
+			abort();
+		j->redo = p;
+		j->capredo = cap;
+	}
+	memcpy(j->redo + j->nredo, t->redo, t->nredo * sizeof(*t->redo));
+	j->nredo += t->nredo;
+	j->redo_bytes += t->redo_bytes;
+}
+
+int journal_redo_trim(struct journal *j)
+{
+	struct store_batch *b = NULL;
+	uint8_t (*keys)[JOURNAL_REDO_KEY_BYTES];
+	size_t n;
+	int ret;
+
+	if (store_rdonly(j->st))
+		return 0;
+	pthread_mutex_lock(&j->trim_lock);
+	pthread_mutex_lock(&j->lock);
+	keys = j->redo;
+	n = j->nredo;
+	j->redo = NULL;
+	j->nredo = j->capredo = 0;
+	j->redo_bytes = 0;
+	clock_gettime(CLOCK_MONOTONIC, &j->redo_trimmed);
+	pthread_mutex_unlock(&j->lock);
+	ret = 0;
+	if (n == 0)
+		goto out;
+	/* The records these entries log are on disk before the entries go. */
+	ret = store_seg_sync_all(j->st);
+	if (ret == 0)
+		ret = store_batch_new(&b);
+	if (ret == 0) {
+		for (size_t q = 0; q < n; q++)
+			store_batch_delete(b, STORE_CF_LOCAL, keys[q],
+					   JOURNAL_REDO_KEY_BYTES);
+		ret = store_write(j->st, b, false);
+	}
+	log_dbg(LOG_DBG_JOURNAL, "redo trim entries=%zu rc=%d", n, ret);
+	if (ret) {
+		/* Keep them for the next trim (or the replay at the next open). */
+		struct journal_txn back = { .redo = keys, .nredo = n };
+
+		pthread_mutex_lock(&j->lock);
+		txn_keep_redo(j, &back);
+		pthread_mutex_unlock(&j->lock);
+	}
+out:
+	pthread_mutex_unlock(&j->trim_lock);
+	store_batch_free(b);
+	free(keys);
+	return ret;
+}
+
+/*
+ * After a crash: each logged record that its block's 'L' entry still names
+ * and that did not reach its segment whole is damaged; with write, it is
+ * written again, the segments synced and every entry deleted. An entry
+ * that cannot be replayed (malformed, or its segment gone) stays, for fsck.
+ */
+int journal_redo_replay(struct store *st, bool write, size_t *damaged,
+			struct store_loc **locs)
+{
+	struct store_iter *it = NULL;
+	struct store_batch *b = NULL;
+	size_t n = 0, stale = 0, kept = 0, cap = 0;
+	int ret;
+
+	*damaged = 0;
+	if (locs)
+		*locs = NULL;
+	if (write && store_rdonly(st))
+		return -EROFS;
+	ret = store_iter_new(st, STORE_CF_LOCAL, &it);
+	if (ret == 0)
+		ret = store_batch_new(&b);
+	if (ret)
+		goto out;
+	for (store_iter_seek(it, "W", 1); store_iter_valid(it);
+	     store_iter_next(it)) {
+		size_t klen, vlen, llen;
+		const uint8_t *k = store_iter_key(it, &klen);
+		const uint8_t *v = store_iter_value(it, &vlen);
+		uint8_t lkey[33], lval[STORE_LOC_BYTES];
+		struct store_loc loc, cur;
+
+		if (klen < 1 || k[0] != 'W')
+			break;
+		n++;
+		if (klen != JOURNAL_REDO_KEY_BYTES || vlen < 32 ||
+		    vlen - 32 > UINT32_MAX) {
+			kept++;
+			continue;
+		}
+		loc.seg = get_be32(k + 1);
+		loc.off = get_be64(k + 5);
+		loc.len = (uint32_t)(vlen - 32);
+		loc_key(lkey, v);
+		ret = store_get_buf(st, STORE_CF_LOCAL, lkey, sizeof(lkey),
+				    lval, sizeof(lval), &llen);
+		if (ret == 0)
+			ret = store_loc_decode(lval, llen, &cur);
+		if (ret == -ENOENT || (ret == 0 &&
+		    (cur.seg != loc.seg || cur.off != loc.off ||
+		     cur.len != loc.len))) {
+			stale++;	/* released, or stored again elsewhere */
+			store_batch_delete(b, STORE_CF_LOCAL, k, klen);
+			ret = 0;
+			continue;
+		}
+		if (ret == -ENOSPC || ret == -EUCLEAN) {
+			kept++;		/* a malformed 'L': fsck's business */
+			ret = 0;
+			continue;
+		}
+		if (ret)
+			goto out;
+		ret = write ? store_seg_redo(st, &loc, v, v + 32)
+			    : !store_seg_rec_whole(st, &loc, v);
+		if (ret == -EUCLEAN) {
+			kept++;		/* no such segment */
+			ret = 0;
+			continue;
+		}
+		if (ret < 0)
+			goto out;
+		if (ret && locs) {
+			if (*damaged == cap) {
+				void *p;
+
+				cap = cap ? 2 * cap : 16;
+				p = realloc(*locs, cap * sizeof(**locs));
+				if (!p) {
+					ret = -ENOMEM;
+					goto out;
+				}
+				*locs = p;
+			}
+			(*locs)[*damaged] = loc;
+		}
+		*damaged += (size_t)ret;
+		store_batch_delete(b, STORE_CF_LOCAL, k, klen);
+	}
+	ret = store_iter_status(it);
+	if (ret || !write || n == kept)
+		goto out;
+	ret = store_seg_sync_all(st);
+	if (ret == 0)
+		ret = store_write(st, b, true);
+	if (ret == 0 && *damaged)
+		log_notice("store '%s': %zu block(s) of synchronous writes that "
+			   "a crash kept from their segment were written again "
+			   "from the redo log", store_path(st), *damaged);
+	if (ret == 0 && kept)
+		log_warn("store '%s': %zu redo entr%s cannot be replayed; run "
+			 "fsck.embassyfs", store_path(st), kept,
+			 kept == 1 ? "y" : "ies");
+out:
+	log_dbg(LOG_DBG_JOURNAL, "redo %s entries=%zu damaged=%zu stale=%zu "
+		"kept=%zu rc=%d", write ? "replay" : "check", n, *damaged,
+		stale, kept, ret);
+	store_batch_free(b);
+	store_iter_free(it);
+	if (ret && locs) {
+		free(*locs);
+		*locs = NULL;
+	}
+	return ret;
 }
 
 void journal_txn_local_put(struct journal_txn *t, const void *key, size_t klen,
@@ -490,6 +771,7 @@ int journal_commit(struct journal *j, struct journal_txn *t, bool sync,
 	if (ret == 0) {
 		j->head.seq = seq;
 		memcpy(j->head.hash, hash, KEY_HASH_BYTES);
+		txn_keep_redo(j, t);
 	}
 	pthread_mutex_unlock(&j->lock);
 	log_dbg(LOG_DBG_JOURNAL, "commit seq=%llu ops=%u bytes=%zu rc=%d",

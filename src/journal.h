@@ -85,6 +85,27 @@ void journal_txn_delete_range(struct journal_txn *t, enum store_cf cf,
 /* A block whose bytes were appended to a segment at loc (records id; local put of loc). */
 void journal_txn_block(struct journal_txn *t, const uint8_t id[static 32],
 		       const struct store_loc *loc);
+/*
+ * The same for a block appended with store_seg_append_redo: its sealed
+ * bytes (loc->len) are logged in the batch as a redo entry, so that the
+ * WAL alone makes the record durable (see journal.c).
+ */
+void journal_txn_block_redo(struct journal_txn *t, const uint8_t id[static 32],
+			    const struct store_loc *loc, const void *sealed);
+/*
+ * Sync the segments and delete the redo entries committed so far (the
+ * background thread does it on its own; journal_close too). -EIO.
+ */
+int journal_redo_trim(struct journal *j) MUST_CHECK;
+/*
+ * The redo entries a crash left (journal_open replays them itself): count
+ * in *damaged the records they log that did not reach their segment whole,
+ * and (locs not NULL) return their locations in *locs (free() it); with
+ * write, write those again, sync and delete the entries. -EROFS, -EIO,
+ * -ENOMEM.
+ */
+int journal_redo_replay(struct store *st, bool write, size_t *damaged,
+			struct store_loc **locs) MUST_CHECK;
 /* Changes local to this store (STORE_CF_LOCAL), not journaled. */
 void journal_txn_local_put(struct journal_txn *t, const void *key, size_t klen,
 			   const void *val, size_t vlen);

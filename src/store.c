@@ -23,7 +23,12 @@
  * that could be lost. Each segment counts finished appends (wgen) and the
  * appends covered by a completed fdatasync (sgen); a sync that finds
  * sgen < wgen does its own fdatasync, so two threads syncing at once can
- * never return before the bytes either of them wrote are on disk. A new
+ * never return before the bytes either of them wrote are on disk. Appends
+ * made with store_seg_append_redo are the exception: their caller logs the
+ * sealed bytes in the batch that names them (the journal's redo entries),
+ * so the WAL alone makes them durable, and the durability syncs skip a
+ * segment whose only unsynced appends are such (dgen: the wgen of its last
+ * other append); store_seg_sync_all covers them too. A new
  * segment's directory entry is made durable (fsync of seg/) before any
  * record is written into it.
  *
@@ -108,6 +113,7 @@ struct store_seg {
 	_Atomic uint64_t tail; /* next offset to reserve */
 	_Atomic uint64_t wgen; /* appends finished */
 	_Atomic uint64_t sgen; /* appends covered by a finished fdatasync */
+	_Atomic uint64_t dgen; /* wgen of the last append not logged for redo */
 	/* Appends hold it shared while writing; a free that merges pages exclusive. */
 	pthread_rwlock_t edge;
 };
@@ -540,6 +546,7 @@ static int store_seg_get_locked(struct store *st, uint32_t nr, bool create,
 	atomic_init(&s->tail, store_round_up((uint64_t)sb.st_size));
 	atomic_init(&s->wgen, 0);
 	atomic_init(&s->sgen, 0);
+	atomic_init(&s->dgen, 0);
 	fd = -1;
 	atomic_store_explicit(&c->seg[nr & (STORE_SEG_CHUNK - 1)], s,
 			      memory_order_release);
@@ -627,8 +634,11 @@ static int store_seg_init(struct store *st)
 	return 0;
 }
 
-/* fdatasync every segment with appends not yet covered by an fdatasync. */
-static int store_seg_sync(struct store *st)
+/*
+ * fdatasync every segment with appends not yet covered by an fdatasync:
+ * all of them, or (all false) only those whose durability rests on it.
+ */
+static int store_seg_sync_some(struct store *st, bool all)
 {
 	uint32_t end;
 	int ret = 0;
@@ -642,9 +652,11 @@ static int store_seg_sync(struct store *st)
 
 		if (!s)
 			continue;
-		g = atomic_load_explicit(&s->wgen, memory_order_acquire);
+		g = atomic_load_explicit(all ? &s->wgen : &s->dgen,
+					 memory_order_acquire);
 		if (atomic_load_explicit(&s->sgen, memory_order_acquire) >= g)
 			continue;
+		g = atomic_load_explicit(&s->wgen, memory_order_acquire);
 		if (fdatasync(s->fd) < 0) {
 			ret = store_errno_io(errno);
 			log_err("cannot sync segment '%s/seg/%08" PRIu32
@@ -659,6 +671,18 @@ static int store_seg_sync(struct store *st)
 			;
 	}
 	return ret;
+}
+
+static int store_seg_sync(struct store *st)
+{
+	return store_seg_sync_some(st, false);
+}
+
+int store_seg_sync_all(struct store *st)
+{
+	if (st->rdonly)
+		return 0;
+	return store_seg_sync_some(st, true);
 }
 
 static void store_free(struct store *st)
@@ -1312,11 +1336,24 @@ int store_seg_append(struct store *st, const uint8_t id[static 32],
 #define STORE_BATCH_RECS  256	/* 3 iovecs each: under IOV_MAX */
 #define STORE_BATCH_BYTES (8u << 20)
 
+static void store_rec_header(uint8_t hdr[static STORE_SEG_HDR_BYTES],
+			     const uint8_t id[static 32], const void *sealed,
+			     size_t len)
+{
+	put_be32(hdr, STORE_SEG_REC_MAGIC);
+	put_be32(hdr + 4, (uint32_t)len);
+	memcpy(hdr + 8, id, 32);
+	put_be64(hdr + 40, store_rec_hash(id, sealed, len));
+}
+
 static int store_seg_append_chunk(struct store *st, size_t n,
 				  const uint8_t *const ids[],
 				  const void *const sealed[],
-				  const size_t lens[], struct store_loc locs[])
+				  const size_t lens[], struct store_loc locs[],
+				  bool redo)
 {
+	uint64_t g;
+
 	uint8_t (*hdr)[STORE_SEG_HDR_BYTES];
 	struct iovec *iov;
 	struct store_seg *s;
@@ -1333,10 +1370,7 @@ static int store_seg_append_chunk(struct store *st, size_t n,
 	for (size_t q = 0; q < n; q++) {
 		uint64_t span = store_round_up(STORE_SEG_HDR_BYTES + lens[q]);
 
-		put_be32(hdr[q], STORE_SEG_REC_MAGIC);
-		put_be32(hdr[q] + 4, (uint32_t)lens[q]);
-		memcpy(hdr[q] + 8, ids[q], 32);
-		put_be64(hdr[q] + 40, store_rec_hash(ids[q], sealed[q], lens[q]));
+		store_rec_header(hdr[q], ids[q], sealed[q], lens[q]);
 		iov[3 * q].iov_base = hdr[q];
 		iov[3 * q].iov_len = STORE_SEG_HDR_BYTES;
 		iov[3 * q + 1].iov_base = store_unconst(sealed[q]);
@@ -1366,7 +1400,16 @@ static int store_seg_append_chunk(struct store *st, size_t n,
 		(void)store_punch(s->fd, off, total);
 		goto out;
 	}
-	atomic_fetch_add_explicit(&s->wgen, 1, memory_order_release);
+	g = atomic_fetch_add_explicit(&s->wgen, 1, memory_order_release) + 1;
+	if (!redo) {
+		uint64_t cur = atomic_load_explicit(&s->dgen,
+						    memory_order_relaxed);
+
+		while (cur < g && !atomic_compare_exchange_weak_explicit(
+				      &s->dgen, &cur, g, memory_order_release,
+				      memory_order_relaxed))
+			;
+	}
 	pos = off;
 	for (size_t q = 0; q < n; q++) {
 		locs[q].seg = s->nr;
@@ -1380,10 +1423,10 @@ out:
 	return ret;
 }
 
-int store_seg_append_batch(struct store *st, size_t n,
-			   const uint8_t *const ids[],
-			   const void *const sealed[], const size_t lens[],
-			   struct store_loc locs[])
+static int store_seg_append_many(struct store *st, size_t n,
+				 const uint8_t *const ids[],
+				 const void *const sealed[], const size_t lens[],
+				 struct store_loc locs[], bool redo)
 {
 	size_t q = 0;
 
@@ -1406,7 +1449,7 @@ int store_seg_append_batch(struct store *st, size_t n,
 		if (m == 0)
 			m = 1;
 		ret = store_seg_append_chunk(st, m, ids + q, sealed + q,
-					     lens + q, locs + q);
+					     lens + q, locs + q, redo);
 		if (ret) {
 			/* Nothing is kept: the caller names no record. */
 			for (size_t k = 0; k < q; k++)
@@ -1417,6 +1460,22 @@ int store_seg_append_batch(struct store *st, size_t n,
 		q += m;
 	}
 	return 0;
+}
+
+int store_seg_append_batch(struct store *st, size_t n,
+			   const uint8_t *const ids[],
+			   const void *const sealed[], const size_t lens[],
+			   struct store_loc locs[])
+{
+	return store_seg_append_many(st, n, ids, sealed, lens, locs, false);
+}
+
+int store_seg_append_redo(struct store *st, size_t n,
+			  const uint8_t *const ids[],
+			  const void *const sealed[], const size_t lens[],
+			  struct store_loc locs[])
+{
+	return store_seg_append_many(st, n, ids, sealed, lens, locs, true);
 }
 
 /* Validate a location against the segment table; -EUCLEAN if it cannot be. */
@@ -1578,6 +1637,74 @@ int store_seg_read(struct store *st, const struct store_loc *loc,
 	if (got < 0)
 		return (int)got;
 	return store_rec_check(st, loc, id, hdr, buf, (size_t)got);
+}
+
+int store_seg_rec_whole(struct store *st, const struct store_loc *loc,
+			const uint8_t id[static 32])
+{
+	uint8_t hdr[STORE_SEG_HDR_BYTES], *cur;
+	struct iovec iov[2];
+	struct store_seg *s;
+	ssize_t got;
+	int ret;
+
+	ret = store_loc_check(st, loc, &s);
+	if (ret < 0)
+		return ret;
+	cur = malloc(loc->len ? loc->len : 1);
+	if (!cur)
+		return -ENOMEM;
+	iov[0] = (struct iovec){ hdr, sizeof(hdr) };
+	iov[1] = (struct iovec){ cur, loc->len };
+	got = store_seg_pread(st, s, iov, 2, loc->off,
+			      STORE_SEG_HDR_BYTES + (size_t)loc->len);
+	ret = got < 0 ? (int)got
+		      : !store_rec_why(loc, id, hdr, cur, (size_t)got);
+	free(cur);
+	return ret;
+}
+
+int store_seg_redo(struct store *st, const struct store_loc *loc,
+		   const uint8_t id[static 32], const void *sealed)
+{
+	uint8_t hdr[STORE_SEG_HDR_BYTES];
+	struct iovec iov[3];
+	struct store_seg *s;
+	uint64_t span = store_seg_span(loc->len), tail;
+	int ret;
+
+	if (st->rdonly)
+		return -EROFS;
+	ret = store_seg_rec_whole(st, loc, id);
+	if (ret)
+		return ret < 0 ? ret : 0;	/* whole: nothing to write */
+	ret = store_loc_check(st, loc, &s);
+	if (ret < 0)
+		return ret;
+	store_rec_header(hdr, id, sealed, loc->len);
+	iov[0] = (struct iovec){ hdr, sizeof(hdr) };
+	iov[1] = (struct iovec){ store_unconst(sealed), loc->len };
+	iov[2] = (struct iovec){ store_unconst(store_zero),
+				 span - STORE_SEG_HDR_BYTES - loc->len };
+	pthread_rwlock_rdlock(&s->edge);
+	ret = store_pwritev_all(s->fd, iov, 3, loc->off);
+	pthread_rwlock_unlock(&s->edge);
+	if (ret < 0) {
+		log_err("cannot write segment '%s/seg/%08" PRIu32
+			"' at %" PRIu64 ": %s",
+			st->path, s->nr, loc->off, strerror(-ret));
+		return ret;
+	}
+	atomic_fetch_add_explicit(&s->wgen, 1, memory_order_release);
+	/* A crash may have cut the file short: appends go past this record. */
+	tail = atomic_load_explicit(&s->tail, memory_order_relaxed);
+	while (tail < loc->off + span &&
+	       !atomic_compare_exchange_weak_explicit(&s->tail, &tail,
+						      loc->off + span,
+						      memory_order_relaxed,
+						      memory_order_relaxed))
+		;
+	return 1;
 }
 
 int store_seg_read_run(struct store *st, const struct store_loc *first,

@@ -171,6 +171,31 @@ int store_seg_append_batch(struct store *st, size_t n,
 			   const void *const sealed[], const size_t lens[],
 			   struct store_loc locs[]) MUST_CHECK;
 /*
+ * Like store_seg_append_batch, for a caller that logs each record's sealed
+ * bytes in the batch that names it (a redo entry, written to the WAL): the
+ * durability syncs (store_sync, store_write with sync) do not wait for
+ * these appends; store_seg_sync_all does, and must before the redo entries
+ * are deleted.
+ */
+int store_seg_append_redo(struct store *st, size_t n,
+			  const uint8_t *const ids[],
+			  const void *const sealed[], const size_t lens[],
+			  struct store_loc locs[]) MUST_CHECK;
+/* fdatasync every segment with any unsynced append. -EIO. */
+int store_seg_sync_all(struct store *st) MUST_CHECK;
+/* 1 if the record at loc is whole (header, id, XXH3), 0 if not; -EUCLEAN, -EIO. */
+int store_seg_rec_whole(struct store *st, const struct store_loc *loc,
+			const uint8_t id[static 32]) MUST_CHECK;
+/*
+ * Replay one redo entry: if the record at loc is not whole (a crash cut
+ * the segment short), write it again from id and sealed (loc->len bytes)
+ * and keep later appends past it. 1 if written, 0 if it was whole,
+ * -EUCLEAN (no such segment), -EIO, -ENOSPC, -EROFS. Sync with
+ * store_seg_sync_all.
+ */
+int store_seg_redo(struct store *st, const struct store_loc *loc,
+		   const uint8_t id[static 32], const void *sealed) MUST_CHECK;
+/*
  * Read the sealed bytes at loc into buf (loc->len bytes), checking the
  * record header: magic, id and XXH3 checksum. -EUCLEAN on a mismatch, -EIO.
  */

@@ -8,16 +8,21 @@
  *   damage STORE put CF KEY VALUE          (hex value)
  *   damage STORE del CF KEY
  *   damage STORE flip CF KEY OFFSET        xor one byte of the value with 0x5a
- *                                          (a negative offset counts from the
- * end) damage STORE swap CF KEY1 KEY2         exchange two values damage STORE
- * copy CF FROM TO           copy a value to another key damage STORE setbyte CF
- * KEY OFFSET BYTE damage STORE extent-id INO IDX         the block id an extent
- * names damage STORE dirent-of CHILD           keys of the entries naming CHILD
+ *                                          (a negative offset counts from
+ *                                          the end)
+ *   damage STORE swap CF KEY1 KEY2         exchange two values
+ *   damage STORE copy CF FROM TO           copy a value to another key
+ *   damage STORE setbyte CF KEY OFFSET BYTE
+ *   damage STORE extent-id INO IDX         the block id an extent names
+ *   damage STORE dirent-of CHILD           keys of the entries naming CHILD
  *   damage STORE flip-block ID OFFSET      xor a byte of a block's sealed bytes
  *   damage STORE orphan-record             append a record nothing names
  *   damage STORE junk SEG                  append 1 KiB of junk to a segment
  *   damage STORE last-seq                  the journal's last sequence number
  *   damage STORE trim N                    delete journal records 1..N
+ *   damage STORE redo-cut ID               what a power cut after an fsync
+ *                                          leaves: the block's record logged
+ *                                          for redo, its segment bytes zeros
  *
  * KEY is hex, or s:TEXT for a text key (super "head"), or u64:N for an
  * 8-byte big-endian number (inode, orphan, journal keys).
@@ -271,6 +276,37 @@ int main(int argc, char **argv)
 		b ^= 0x5a;
 		if (pwrite(fd, &b, 1, (off_t)(loc.off + 48 + (uint64_t)off)) !=
 		    1)
+			die("cannot write");
+		close(fd);
+	} else if (!strcmp(cmd, "redo-cut") && argc == 4) {
+		struct store_loc loc;
+		struct store_batch *b;
+		uint8_t key[13];
+		int fd;
+
+		if (parse_bytes(argv[3], k1, sizeof(k1)) != 32)
+			die("a block id is 32 bytes: '%s'", argv[3]);
+		block_loc(k1, &loc);
+		if (32 + (size_t)loc.len > sizeof(val) ||
+		    store_seg_span(loc.len) > sizeof(val))
+			die("record too large for this helper");
+		memcpy(val, k1, 32);
+		if (store_seg_read(st, &loc, k1, val + 32))
+			die("cannot read the block's record");
+		key[0] = 'W';
+		put_be32(key + 1, loc.seg);
+		put_be64(key + 5, loc.off);
+		if (store_batch_new(&b))
+			die("out of memory");
+		store_batch_put(b, STORE_CF_LOCAL, key, sizeof(key), val,
+				32 + (size_t)loc.len);
+		if (store_write(st, b, true))
+			die("cannot write the redo entry");
+		store_batch_free(b);
+		fd = seg_fd(argv[1], loc.seg);
+		memset(val, 0, store_seg_span(loc.len));
+		if (pwrite(fd, val, store_seg_span(loc.len), (off_t)loc.off) !=
+		    (ssize_t)store_seg_span(loc.len))
 			die("cannot write");
 		close(fd);
 	} else if (!strcmp(cmd, "orphan-record") && argc == 3) {

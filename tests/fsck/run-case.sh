@@ -17,7 +17,8 @@
 # CASEDIR/expect.1 and expect.2 are the reports of the first and second
 # `fsck.embassyfs -y` (or FSCK_MODE) runs, filtered by filter.sed, with "Exit status is N".
 # Before them, `fsck.embassyfs -n` must leave every byte of the store as it
-# was. FSCK_UPDATE=1 rewrites the expect files instead of comparing.
+# was, and its report must match CASEDIR/expect.n where the case has one.
+# FSCK_UPDATE=1 rewrites the expect files instead of comparing.
 #
 # TIMEOUT: about 5 s per case.
 . "${top_srcdir:?}/tests/integ/lib.sh"
@@ -70,6 +71,15 @@ rc=0
 emb_timeout 60 fsck.embassyfs -n "${FSCK_OPTS[@]}" store >"$T/out.n" 2>&1 || rc=$?
 [ "$(store_sum)" = "$before" ] || fail "$case_name: fsck -n changed the store"
 [ "$rc" -lt 16 ] || { cat "$T/out.n" >&2; fail "$case_name: fsck -n exited $rc"; }
+if [ -f "$case_dir/expect.n" ]; then
+	echo "Exit status is $rc" >>"$T/out.n"
+	sed -f "$FILTER" "$T/out.n" >"$T/out.n.f"
+	if [ -n "${FSCK_UPDATE:-}" ]; then
+		cp "$T/out.n.f" "$case_dir/expect.n"
+	elif ! diff -u "$case_dir/expect.n" "$T/out.n.f" >&2; then
+		fail "$case_name: the -n run differs from expect.n"
+	fi
+fi
 
 # Kept for the report of a failure: the damaged store as the runs met it.
 cp -a store "$T/store.damaged"
