@@ -1242,7 +1242,18 @@ int fs_open(struct volume *v, enum fs_open_flags flags, struct fs **out)
 		goto out;
 	}
 	fs_inode_unlock(fs, root);
-	if (!fs->rdonly) {
+	if (fs->rdonly) {
+		struct journal_redo_stats rs;
+
+		/* Nothing can be written again here: say what that costs. */
+		if (journal_redo_replay(fs->st, 0, &rs, NULL) == 0 && rs.damaged)
+			log_warn("volume '%s': %zu block(s) written for an fsync "
+				 "before a crash are not whole in their segment; "
+				 "reads of them fail with EIO until the volume is "
+				 "mounted read-write once (or checked with "
+				 "fsck.embassyfs -y), which writes them again "
+				 "from the redo log", store_path(fs->st), rs.damaged);
+	} else {
 		ret = fs_orphans_reap(fs, true);
 		if (ret)
 			goto out;

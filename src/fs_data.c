@@ -353,6 +353,12 @@ struct flush_ctx {
  * flush only, not the segment's too (journal.c, "Redo").
  */
 #define FLUSH_REDO_MAX (1u << 20)
+/*
+ * ...and only with this much room beyond the reserve: logged bytes wait in
+ * the WAL for up to 16 MiB of them (journal.c), and RocksDB turns
+ * read-only when its WAL cannot grow.
+ */
+#define FLUSH_REDO_ROOM (64ull << 20)
 
 static int flush_hash(void *arg, size_t q)
 {
@@ -430,6 +436,7 @@ int fs_data_flush(struct fs *fs, struct fs_inode *i, bool for_fsync)
 	struct journal_txn *t = NULL;
 	struct fs_refs refs;
 	size_t nseal = 0;
+	bool redo_room = false;
 	int ret;
 
 	if (fs->rdonly)
@@ -528,6 +535,7 @@ int fs_data_flush(struct fs *fs, struct fs_inode *i, bool for_fsync)
 		}
 		if (ret)
 			goto out;
+		redo_room = avail - need >= FLUSH_REDO_ROOM;
 	}
 	/* refs no longer grows: its entries stay put while sealing. */
 	for (size_t q = 0; q < nseal; q++)
@@ -538,7 +546,7 @@ int fs_data_flush(struct fs *fs, struct fs_inode *i, bool for_fsync)
 
 		ret = fs_parallel(fs, n, flush_seal, &c);
 		/* Logged bytes stay until the commit has copied them. */
-		redo = for_fsync && nseal == n && ret == 0 &&
+		redo = for_fsync && redo_room && nseal == n && ret == 0 &&
 		       flush_redo_fits(&c, n);
 		if (ret == 0)
 			ret = flush_append(fs, &c, n, redo);

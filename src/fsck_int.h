@@ -229,7 +229,7 @@ struct fsck {
 	struct fsck_stats stats;
 	struct fsck_p1 *p1; /* pass 1's scan, started by pass 0 */
 	/* records the redo log holds whole, not yet written again (-n) */
-	struct store_loc *redo;
+	struct journal_redo *redo;
 	size_t nredo;
 	/* column families kept in memory for the walks after pass 1's */
 	struct fsck_cf_cache {
@@ -246,9 +246,12 @@ struct fsck {
 	uint64_t prog_done, prog_total, prog_last;
 };
 
-/* Does [off, off + span) of seg hold a record the redo log has whole? */
+/*
+ * Is the record of id (len sealed bytes) at off of seg one the redo log
+ * holds whole? With id NULL: does [off, off + len) lie inside one such?
+ */
 bool fsck_redo_covers(const struct fsck *f, uint32_t seg, uint64_t off,
-		      uint64_t span);
+		      uint64_t len, const uint8_t *id);
 
 /* fsck.c: reporting */
 void fsck_pass_begin(struct fsck *f, unsigned pass, const char *title);

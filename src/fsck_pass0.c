@@ -531,34 +531,54 @@ static int check_segments(struct fsck *f)
 }
 
 bool fsck_redo_covers(const struct fsck *f, uint32_t seg, uint64_t off,
-		      uint64_t span)
+		      uint64_t len, const uint8_t *id)
 {
-	for (size_t q = 0; q < f->nredo; q++)
-		if (f->redo[q].seg == seg && f->redo[q].off < off + span &&
-		    off < f->redo[q].off + store_seg_span(f->redo[q].len))
+	for (size_t q = 0; q < f->nredo; q++) {
+		const struct store_loc *l = &f->redo[q].loc;
+
+		if (l->seg != seg)
+			continue;
+		if (id ? l->off == off && l->len == len &&
+			     !memcmp(f->redo[q].id, id, 32)
+		       : off >= l->off &&
+			     off + len <= l->off + store_seg_span(l->len))
 			return true;
+	}
 	return false;
 }
 
 /*
  * Records that an fsync logged for redo and a crash kept from their
- * segment: written again before the scan (what the next mount would do);
- * under -n, known, so that pass 1 does not call them lost.
+ * segment: written again before the scan (what the next read-write mount
+ * would do); under -n, known, so that pass 1 does not call them lost.
+ * Entries that cannot be replayed are reported and deleted.
  */
 static int check_redo(struct fsck *f)
 {
 	struct fsck_pctx pc = {.cf = FSCK_PCTX_CF(STORE_CF_LOCAL)};
-	size_t damaged;
+	struct journal_redo_stats rs;
 	int ret;
 
-	ret = journal_redo_replay(f->st, false, &damaged, &f->redo);
-	if (ret || !damaged)
+	ret = journal_redo_replay(f->st, 0, &rs, &f->redo);
+	if (ret || (!rs.damaged && !rs.unusable))
 		return ret;
-	f->nredo = damaged;
-	pc.n1 = damaged;
+	f->nredo = rs.damaged;
+	if (rs.unusable) {
+		pc.n1 = rs.unusable;
+		if (fsck_problem(f, PR_0_REDO_BAD, &pc) && f->rw) {
+			ret = journal_redo_replay(f->st, JOURNAL_REDO_DROP_BAD,
+						  NULL, NULL);
+			if (ret)
+				return ret;
+			f->modified = true;
+		}
+	}
+	if (!rs.damaged)
+		return 0;
+	pc.n1 = rs.damaged;
 	if (!fsck_problem(f, PR_0_REDO_PENDING, &pc) || !f->rw)
 		return 0;
-	ret = journal_redo_replay(f->st, true, &damaged, NULL);
+	ret = journal_redo_replay(f->st, JOURNAL_REDO_WRITE, NULL, NULL);
 	if (ret)
 		return ret;
 	f->modified = true;

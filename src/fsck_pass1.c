@@ -1071,8 +1071,8 @@ static int judge_loc(struct fsck *f, void *arg, const uint8_t *k, size_t klen,
 	pc.has_seg = true;
 	pc.seg = b->seg;
 	pc.off = (uint64_t)b->offu * STORE_SEG_ALIGN;
-	if (!(b->flags & FSCK_BLK_SEEN) &&
-	    fsck_redo_covers(f, b->seg, pc.off, span_of(b->len)))
+	if (!(b->flags & FSCK_BLK_SEEN) && blk_needed(b) &&
+	    fsck_redo_covers(f, b->seg, pc.off, b->len, id))
 		return 0; /* whole in the redo log: redo-pending */
 	if (!(b->flags & FSCK_BLK_SEEN)) {
 		ret = recheck_located(f, p, id, b, &why);
@@ -1099,7 +1099,7 @@ static int judge_loc(struct fsck *f, void *arg, const uint8_t *k, size_t klen,
 		relocate(f, p, id, b, x, true);
 		return 0;
 	}
-	if (fsck_redo_covers(f, b->seg, pc.off, span_of(b->len)))
+	if (fsck_redo_covers(f, b->seg, pc.off, b->len, id))
 		return 0; /* whole in the redo log: redo-pending */
 	b->flags |= FSCK_BLK_LOST;
 	if (b->flags & FSCK_BLK_MARKED)
@@ -1218,7 +1218,7 @@ static int judge_garbage(struct fsck *f, struct fsck_p1 *p)
 				       .off = j->off,
 				       .n1 = j->span};
 
-		if (fsck_redo_covers(f, j->seg, j->off, j->span))
+		if (fsck_redo_covers(f, j->seg, j->off, j->span, NULL))
 			continue; /* a record cut short: redo-pending */
 		if (overlaps_missing(p, j->seg, j->off, j->span))
 			pc.nofix = "a location points into it";

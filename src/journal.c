@@ -328,9 +328,7 @@ int journal_open(struct store *st, const struct key *k,
 	else if (ret && ret != -ENOENT && ret != -ENOSPC)
 		goto out;
 	if (!store_rdonly(st)) {
-		size_t damaged;
-
-		ret = journal_redo_replay(st, true, &damaged, NULL);
+		ret = journal_redo_replay(st, JOURNAL_REDO_WRITE, NULL, NULL);
 		if (ret)
 			goto out;
 		ret = journal_reap(j);
@@ -534,6 +532,7 @@ int journal_redo_trim(struct journal *j)
 {
 	struct store_batch *b = NULL;
 	uint8_t (*keys)[JOURNAL_REDO_KEY_BYTES];
+	uint64_t bytes;
 	size_t n;
 	int ret;
 
@@ -543,6 +542,7 @@ int journal_redo_trim(struct journal *j)
 	pthread_mutex_lock(&j->lock);
 	keys = j->redo;
 	n = j->nredo;
+	bytes = j->redo_bytes;
 	j->redo = NULL;
 	j->nredo = j->capredo = 0;
 	j->redo_bytes = 0;
@@ -564,7 +564,8 @@ int journal_redo_trim(struct journal *j)
 	log_dbg(LOG_DBG_JOURNAL, "redo trim entries=%zu rc=%d", n, ret);
 	if (ret) {
 		/* Keep them for the next trim (or the replay at the next open). */
-		struct journal_txn back = { .redo = keys, .nredo = n };
+		struct journal_txn back = {
+			.redo = keys, .nredo = n, .redo_bytes = bytes };
 
 		pthread_mutex_lock(&j->lock);
 		txn_keep_redo(j, &back);
@@ -579,22 +580,23 @@ out:
 
 /*
  * After a crash: each logged record that its block's 'L' entry still names
- * and that did not reach its segment whole is damaged; with write, it is
- * written again, the segments synced and every entry deleted. An entry
- * that cannot be replayed (malformed, or its segment gone) stays, for fsck.
+ * and that did not reach its segment whole is damaged; see journal.h.
  */
-int journal_redo_replay(struct store *st, bool write, size_t *damaged,
-			struct store_loc **locs)
+int journal_redo_replay(struct store *st, unsigned flags,
+			struct journal_redo_stats *out,
+			struct journal_redo **list)
 {
+	bool write = flags & JOURNAL_REDO_WRITE;
 	struct store_iter *it = NULL;
 	struct store_batch *b = NULL;
-	size_t n = 0, stale = 0, kept = 0, cap = 0;
+	struct journal_redo_stats n = {0};
+	size_t cap = 0;
 	int ret;
 
-	*damaged = 0;
-	if (locs)
-		*locs = NULL;
-	if (write && store_rdonly(st))
+	if (list)
+		*list = NULL;
+	if ((flags & (JOURNAL_REDO_WRITE | JOURNAL_REDO_DROP_BAD)) &&
+	    store_rdonly(st))
 		return -EROFS;
 	ret = store_iter_new(st, STORE_CF_LOCAL, &it);
 	if (ret == 0)
@@ -608,14 +610,15 @@ int journal_redo_replay(struct store *st, bool write, size_t *damaged,
 		const uint8_t *v = store_iter_value(it, &vlen);
 		uint8_t lkey[33], lval[STORE_LOC_BYTES];
 		struct store_loc loc, cur;
+		int r;
 
 		if (klen < 1 || k[0] != 'W')
 			break;
-		n++;
+		n.entries++;
 		if (klen != JOURNAL_REDO_KEY_BYTES || vlen < 32 ||
 		    vlen - 32 > UINT32_MAX) {
-			kept++;
-			continue;
+			n.unusable++;
+			goto unusable;
 		}
 		loc.seg = get_be32(k + 1);
 		loc.off = get_be64(k + 5);
@@ -628,68 +631,89 @@ int journal_redo_replay(struct store *st, bool write, size_t *damaged,
 		if (ret == -ENOENT || (ret == 0 &&
 		    (cur.seg != loc.seg || cur.off != loc.off ||
 		     cur.len != loc.len))) {
-			stale++;	/* released, or stored again elsewhere */
-			store_batch_delete(b, STORE_CF_LOCAL, k, klen);
+			n.stale++;	/* released, or stored again elsewhere */
+			if (write)
+				store_batch_delete(b, STORE_CF_LOCAL, k, klen);
 			ret = 0;
 			continue;
 		}
 		if (ret == -ENOSPC || ret == -EUCLEAN) {
-			kept++;		/* a malformed 'L': fsck's business */
+			n.unusable++;	/* a malformed 'L': fsck's business */
 			ret = 0;
-			continue;
+			goto unusable;
 		}
 		if (ret)
 			goto out;
-		ret = write ? store_seg_redo(st, &loc, v, v + 32)
-			    : !store_seg_rec_whole(st, &loc, v);
-		if (ret == -EUCLEAN) {
-			kept++;		/* no such segment */
+		r = store_seg_rec_whole(st, &loc, v);
+		if (r == -EUCLEAN) {
+			n.unusable++;	/* no such segment, or a bad place */
 			ret = 0;
-			continue;
+			goto unusable;
 		}
-		if (ret < 0)
+		if (r < 0) {
+			ret = r;
 			goto out;
-		if (ret && locs) {
-			if (*damaged == cap) {
-				void *p;
-
-				cap = cap ? 2 * cap : 16;
-				p = realloc(*locs, cap * sizeof(**locs));
-				if (!p) {
-					ret = -ENOMEM;
+		}
+		if (r == 0) {
+			if (write) {
+				r = store_seg_redo(st, &loc, v, v + 32);
+				if (r < 0) {
+					ret = r;
 					goto out;
 				}
-				*locs = p;
 			}
-			(*locs)[*damaged] = loc;
+			if (list) {
+				if (n.damaged == cap) {
+					void *p;
+
+					cap = cap ? 2 * cap : 16;
+					p = realloc(*list, cap * sizeof(**list));
+					if (!p) {
+						ret = -ENOMEM;
+						goto out;
+					}
+					*list = p;
+				}
+				(*list)[n.damaged].loc = loc;
+				memcpy((*list)[n.damaged].id, v, 32);
+			}
+			n.damaged++;
 		}
-		*damaged += (size_t)ret;
-		store_batch_delete(b, STORE_CF_LOCAL, k, klen);
+		if (write)
+			store_batch_delete(b, STORE_CF_LOCAL, k, klen);
+		continue;
+unusable:
+		if (flags & JOURNAL_REDO_DROP_BAD)
+			store_batch_delete(b, STORE_CF_LOCAL, k, klen);
 	}
 	ret = store_iter_status(it);
-	if (ret || !write || n == kept)
+	if (ret || store_batch_count(b) == 0)
 		goto out;
-	ret = store_seg_sync_all(st);
+	if (write)
+		ret = store_seg_sync_all(st);
 	if (ret == 0)
 		ret = store_write(st, b, true);
-	if (ret == 0 && *damaged)
+	if (ret == 0 && write && n.damaged)
 		log_notice("store '%s': %zu block(s) of synchronous writes that "
 			   "a crash kept from their segment were written again "
-			   "from the redo log", store_path(st), *damaged);
-	if (ret == 0 && kept)
-		log_warn("store '%s': %zu redo entr%s cannot be replayed; run "
-			 "fsck.embassyfs", store_path(st), kept,
-			 kept == 1 ? "y" : "ies");
+			   "from the redo log", store_path(st), n.damaged);
 out:
-	log_dbg(LOG_DBG_JOURNAL, "redo %s entries=%zu damaged=%zu stale=%zu "
-		"kept=%zu rc=%d", write ? "replay" : "check", n, *damaged,
-		stale, kept, ret);
+	if (ret == 0 && n.unusable && !(flags & JOURNAL_REDO_DROP_BAD) &&
+	    (flags & JOURNAL_REDO_WRITE))
+		log_warn("store '%s': %zu redo entr%s cannot be replayed; run "
+			 "fsck.embassyfs", store_path(st), n.unusable,
+			 n.unusable == 1 ? "y" : "ies");
+	log_dbg(LOG_DBG_JOURNAL, "redo flags=%u entries=%zu damaged=%zu "
+		"stale=%zu unusable=%zu rc=%d", flags, n.entries, n.damaged,
+		n.stale, n.unusable, ret);
 	store_batch_free(b);
 	store_iter_free(it);
-	if (ret && locs) {
-		free(*locs);
-		*locs = NULL;
+	if (ret && list) {
+		free(*list);
+		*list = NULL;
 	}
+	if (out)
+		*out = n;
 	return ret;
 }
 

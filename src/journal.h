@@ -98,14 +98,28 @@ void journal_txn_block_redo(struct journal_txn *t, const uint8_t id[static 32],
  */
 int journal_redo_trim(struct journal *j) MUST_CHECK;
 /*
- * The redo entries a crash left (journal_open replays them itself): count
- * in *damaged the records they log that did not reach their segment whole,
- * and (locs not NULL) return their locations in *locs (free() it); with
- * write, write those again, sync and delete the entries. -EROFS, -EIO,
+ * The redo entries a crash left (journal_open replays them itself). A
+ * record an entry logs is damaged when its block's 'L' entry still names
+ * it and it is not whole in its segment; an entry is stale when 'L' names
+ * another place or none, unusable when malformed or naming no segment.
+ * Without flags nothing changes: the counts, and (list not NULL) each
+ * damaged record's place and id in *list (free() it). JOURNAL_REDO_WRITE
+ * writes the damaged records again, syncs and deletes every entry but the
+ * unusable ones; JOURNAL_REDO_DROP_BAD deletes those. -EROFS, -EIO,
  * -ENOMEM.
  */
-int journal_redo_replay(struct store *st, bool write, size_t *damaged,
-			struct store_loc **locs) MUST_CHECK;
+#define JOURNAL_REDO_WRITE    1u
+#define JOURNAL_REDO_DROP_BAD 2u
+struct journal_redo_stats {
+	size_t entries, damaged, stale, unusable;
+};
+struct journal_redo {
+	struct store_loc loc;
+	uint8_t id[32];
+};
+int journal_redo_replay(struct store *st, unsigned flags,
+			struct journal_redo_stats *out,
+			struct journal_redo **list) MUST_CHECK;
 /* Changes local to this store (STORE_CF_LOCAL), not journaled. */
 void journal_txn_local_put(struct journal_txn *t, const void *key, size_t klen,
 			   const void *val, size_t vlen);

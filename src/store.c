@@ -138,6 +138,12 @@ struct store {
 	bool seg_lock_init;
 	_Atomic(struct store_seg_chunk *) *seg_tab;
 	_Atomic uint32_t seg_end; /* highest segment number in the table + 1 */
+	/*
+	 * The first failed segment fdatasync, kept: Linux reports a writeback
+	 * error once, and a later fdatasync that succeeds proves nothing
+	 * about the pages lost, so no sync succeeds after it in this open.
+	 */
+	_Atomic int seg_sync_err;
 	_Atomic(struct store_seg *) active;
 	atomic_flag punch_warned;
 };
@@ -641,10 +647,13 @@ static int store_seg_init(struct store *st)
 static int store_seg_sync_some(struct store *st, bool all)
 {
 	uint32_t end;
-	int ret = 0;
+	int ret;
 
 	if (!st->seg_tab)
 		return 0;
+	ret = atomic_load_explicit(&st->seg_sync_err, memory_order_acquire);
+	if (ret)
+		return ret;
 	end = atomic_load_explicit(&st->seg_end, memory_order_acquire);
 	for (uint32_t nr = 0; nr < end; nr++) {
 		struct store_seg *s = store_seg_peek(st, nr);
@@ -658,11 +667,17 @@ static int store_seg_sync_some(struct store *st, bool all)
 			continue;
 		g = atomic_load_explicit(&s->wgen, memory_order_acquire);
 		if (fdatasync(s->fd) < 0) {
+			int zero = 0;
+
 			ret = store_errno_io(errno);
-			log_err("cannot sync segment '%s/seg/%08" PRIu32
-				"': %s",
-				st->path, nr, strerror(errno));
-			continue;
+			if (atomic_compare_exchange_strong(&st->seg_sync_err,
+							   &zero, ret))
+				log_err("cannot sync segment '%s/seg/%08" PRIu32
+					"': %s; every sync of this store now "
+					"fails until it is opened again (what "
+					"fsync acknowledged stays in its redo "
+					"log)", st->path, nr, strerror(errno));
+			return ret;
 		}
 		cur = atomic_load_explicit(&s->sgen, memory_order_relaxed);
 		while (cur < g && !atomic_compare_exchange_weak_explicit(

@@ -779,7 +779,7 @@ START_TEST(test_fs_fsync_redo_replayed)
 	enum { NB = 3, BS = 16384 };
 	struct ffix f;
 	uint8_t data[NB * BS], back[NB * BS], id[32];
-	size_t damaged;
+	struct journal_redo_stats rs;
 	uint64_t ino;
 	pid_t pid;
 	int status;
@@ -817,9 +817,15 @@ START_TEST(test_fs_fsync_redo_replayed)
 	ck_assert_uint_eq(count_redo(volume_store(f.v)), NB);
 	for (uint64_t blk = 0; blk < NB; blk++)
 		damage_block(&f, ino, blk, 60 + (off_t)blk, 0x5a, id);
-	ck_assert_int_eq(journal_redo_replay(volume_store(f.v), false, &damaged,
-					     NULL), 0);
-	ck_assert_uint_eq(damaged, NB);
+	ck_assert_int_eq(journal_redo_replay(volume_store(f.v), 0, &rs, NULL), 0);
+	ck_assert_uint_eq(rs.damaged, NB);
+	ck_assert_uint_eq(rs.entries, NB);
+	/* A read-only mount cannot write them again: reads fail, nothing changes. */
+	ck_assert_int_eq(volume_unlock_passphrase(f.v, PASS, strlen(PASS)), 0);
+	ck_assert_int_eq(fs_open(f.v, FS_RDONLY, &f.fs), 0);
+	ck_assert_int_eq(fs_read(f.fs, ino, back, sizeof(back), 0), -EIO);
+	ck_assert_int_eq(fs_close(f.fs), 0);
+	ck_assert_uint_eq(count_redo(volume_store(f.v)), NB);
 	volume_close(f.v);
 
 	ffix_open_existing(&f);

@@ -33,6 +33,7 @@ FSCK_CASES = \
 	%D%/f_orphan_record \
 	%D%/f_preen_fixes \
 	%D%/f_preen_halt \
+	%D%/f_redo_bad \
 	%D%/f_redo_pending \
 	%D%/f_refcount \
 	%D%/f_refcount_keyless \
