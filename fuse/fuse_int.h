@@ -33,9 +33,19 @@
  */
 struct efs {
 	struct fs *fs;
+	struct fuse_session *se; /* for notifications to the kernel */
 	bool rdonly;
 	bool writeback; /* ask for the kernel's writeback cache */
+	/* INIT answered with FUSE_HANDLE_KILLPRIV_V2: setuid/setgid are ours to drop */
+	bool killpriv;
 };
+
+/*
+ * Serve the kernel's INIT request (the first one) before the session loop,
+ * adding FUSE_HANDLE_KILLPRIV_V2 to libfuse's reply when the kernel offers
+ * it; true if it was added. See init.c.
+ */
+bool efs_init_handshake(struct fuse_session *se);
 
 /* One handler per low-level operation; see ops.c. */
 extern const struct fuse_lowlevel_ops efs_ops;

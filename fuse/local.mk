@@ -1,5 +1,5 @@
 sbin_PROGRAMS += embassyfs
-embassyfs_SOURCES = %D%/main.c %D%/ops.c %D%/fuse_int.h
+embassyfs_SOURCES = %D%/main.c %D%/ops.c %D%/init.c %D%/fuse_int.h
 embassyfs_CFLAGS = $(AM_CFLAGS) $(FUSE_CFLAGS)
 embassyfs_LDADD = $(EMB_LIBS) $(FUSE_LIBS)
 

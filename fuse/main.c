@@ -618,6 +618,7 @@ static int efs_serve(struct efs_cmd *c, struct fuse_session *se,
 		   c->conf.rdonly ? " read-only" : "");
 
 	ret = CLI_EX_OK;
+	efs->killpriv = efs_init_handshake(se);
 	rc = efs_loop(c, se);
 	/* libfuse 3.14 returns the number of the signal that ended the loop. */
 	if (rc > 0) {
@@ -660,7 +661,7 @@ out_session:
 int main(int argc, char **argv)
 {
 	struct efs_cmd c;
-	struct efs efs = {NULL, false, false};
+	struct efs efs = {NULL, NULL, false, false, false};
 	struct fuse_session *se = NULL;
 	int ret, fds[2];
 	pid_t pid;
@@ -696,6 +697,7 @@ int main(int argc, char **argv)
 	se = fuse_session_new(&c.args, &efs_ops, sizeof(efs_ops), &efs);
 	if (!se)
 		efs_usage_error(&c); /* libfuse named the bad option */
+	efs.se = se;
 	if (c.fake) {
 		ret = CLI_EX_OK;
 		goto out;

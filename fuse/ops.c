@@ -32,6 +32,81 @@ static struct fs *efs_fs(fuse_req_t req)
 	return e->fs;
 }
 
+/*
+ * FUSE_HANDLE_KILLPRIV_V2 (init.c): the kernel leaves dropping setuid and
+ * setgid to the daemon. As the VFS does: chown of a non-directory drops
+ * them always; a truncate or a write through to the daemon (the kernel
+ * sends those of a setuid file uncached) drops them unless the caller has
+ * CAP_FSETID, which libfuse 3.14 does not pass on: uid 0 stands for it.
+ * setgid goes only with group execute (otherwise it marks mandatory
+ * locking).
+ */
+static uint32_t killpriv_bits(uint32_t mode)
+{
+	uint32_t drop = mode & S_ISUID;
+
+	if ((mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+		drop |= S_ISGID;
+	return drop;
+}
+
+/* Add the mode change that set needs under KILLPRIV_V2 to in/set. */
+static int killpriv_setattr(fuse_req_t req, uint64_t ino, struct fs_attr *in,
+			    unsigned *set)
+{
+	const struct efs *e = fuse_req_userdata(req);
+	struct fs_attr cur;
+	bool chown = *set & (FS_SET_UID | FS_SET_GID);
+	bool trunc = (*set & FS_SET_SIZE) && fuse_req_ctx(req)->uid != 0;
+	uint32_t drop;
+	int rc;
+
+	if (!e->killpriv || (*set & FS_SET_MODE) || (!chown && !trunc))
+		return 0;
+	rc = fs_getattr(e->fs, ino, &cur);
+	if (rc)
+		return rc;
+	if (S_ISDIR(cur.mode) || (!chown && !S_ISREG(cur.mode)))
+		return 0;
+	drop = killpriv_bits(cur.mode);
+	if (drop) {
+		*set |= FS_SET_MODE;
+		in->mode = cur.mode & ~drop;
+	}
+	return 0;
+}
+
+/* Before a write that reached the daemon uncached: drop setuid/setgid. */
+static int killpriv_write(fuse_req_t req, uint64_t ino,
+			  const struct fuse_file_info *fi)
+{
+	const struct efs *e = fuse_req_userdata(req);
+	struct fs_attr cur, in, out;
+	uint32_t drop;
+	int rc;
+
+	if (!e->killpriv || fi->writepage || fuse_req_ctx(req)->uid == 0)
+		return 0;
+	rc = fs_getattr(e->fs, ino, &cur);
+	if (rc)
+		return rc;
+	drop = S_ISREG(cur.mode) ? killpriv_bits(cur.mode) : 0;
+	if (!drop)
+		return 0;
+	memset(&in, 0, sizeof(in));
+	in.ino = ino;
+	in.mode = cur.mode & ~drop;
+	rc = fs_setattr(e->fs, ino, &in, FS_SET_MODE, &out);
+	/*
+	 * With the writeback cache the kernel trusts its cached mode for the
+	 * attribute timeout: have it ask again (attributes only; the write
+	 * holds the inode lock, which this does not take).
+	 */
+	if (rc == 0 && e->se)
+		(void)fuse_lowlevel_notify_inval_inode(e->se, ino, -1, 0);
+	return rc;
+}
+
 static void efs_req_ctx(fuse_req_t req, struct fs_ctx *ctx)
 {
 	const struct fuse_ctx *fc = fuse_req_ctx(req);
@@ -135,8 +210,10 @@ static void efs_init(void *userdata, struct fuse_conn_info *conn)
 	/*
 	 * libfuse asks for atomic O_TRUNC by default; fs_open_file() does not
 	 * truncate, so have the kernel send O_TRUNC as a setattr of size 0.
-	 * Likewise the kernel, not fs, drops setuid/setgid on write, truncate
-	 * and chown (it sends the mode change as a setattr).
+	 * Setuid/setgid on write, truncate and chown: the kernel drops them
+	 * (sending the mode change as a setattr), unless init.c obtained
+	 * HANDLE_KILLPRIV_V2, which leaves it to killpriv_*() above; never
+	 * the older HANDLE_KILLPRIV, whose rules differ.
 	 */
 	conn->want &= ~(unsigned)FUSE_CAP_ATOMIC_O_TRUNC;
 	conn->want &= ~(unsigned)FUSE_CAP_HANDLE_KILLPRIV;
@@ -254,7 +331,9 @@ static void efs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		set |= FS_SET_CTIME;
 		in.ctime = attr->st_ctim;
 	}
-	rc = fs_setattr(efs_fs(req), ino, &in, set, &out);
+	rc = killpriv_setattr(req, ino, &in, &set);
+	if (rc == 0)
+		rc = fs_setattr(efs_fs(req), ino, &in, set, &out);
 	efs_reply_attr(req, rc, &out);
 }
 
@@ -398,12 +477,13 @@ static void efs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 {
 	ssize_t n;
 
-	(void)fi;
 	if (off < 0) {
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	n = fs_write(efs_fs(req), ino, buf, size, (uint64_t)off);
+	n = killpriv_write(req, ino, fi);
+	if (n == 0)
+		n = fs_write(efs_fs(req), ino, buf, size, (uint64_t)off);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else
