@@ -56,8 +56,14 @@ static ssize_t init_via_pipe(struct fuse_session *se, const struct fuse_buf *b,
 	fuse_session_process_buf(se, b);
 	*done = true;
 	/* The device back in its place, whatever became of the reply. */
-	if (dup3(save, fd, O_CLOEXEC) < 0)
+	if (dup3(save, fd, O_CLOEXEC) < 0) {
+		n = -errno;
 		log_err("cannot restore the FUSE device: %s", strerror(errno));
+		close(save);
+		close(p[0]);
+		close(p[1]);
+		return n;
+	}
 	close(save);
 	close(p[1]);
 	do
@@ -82,8 +88,10 @@ bool efs_init_handshake(struct fuse_session *se)
 	int rc;
 
 	rc = fuse_session_receive_buf(se, &b);
-	if (rc <= 0)
+	if (rc <= 0) {
+		free(b.mem);
 		return false;	/* the session loop meets the same end */
+	}
 	ih = b.mem;
 	ii = (const void *)((const uint8_t *)b.mem + sizeof(*ih));
 	if ((size_t)rc < sizeof(*ih) + offsetof(struct fuse_init_in, flags) +

@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <linux/fuse.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -35,11 +36,19 @@ static struct fs *efs_fs(fuse_req_t req)
 /*
  * FUSE_HANDLE_KILLPRIV_V2 (init.c): the kernel leaves dropping setuid and
  * setgid to the daemon. As the VFS does: chown of a non-directory drops
- * them always; a truncate or a write through to the daemon (the kernel
- * sends those of a setuid file uncached) drops them unless the caller has
- * CAP_FSETID, which libfuse 3.14 does not pass on: uid 0 stands for it.
- * setgid goes only with group execute (otherwise it marks mandatory
- * locking).
+ * them always; a truncate, a write that reaches the daemon uncached (the
+ * kernel sends those of a setuid file so) and a fallocate drop them unless
+ * the caller has CAP_FSETID. setgid goes only with group execute
+ * (otherwise it marks mandatory locking). O_TRUNC must keep arriving as a
+ * setattr of size (no ATOMIC_O_TRUNC, see efs_init): an open's kill flag
+ * is not handled. chown(f, -1, -1) reaches the daemon as a bare ctime
+ * change and keeps the bits (a gap of the protocol).
+ *
+ * Whether the caller has CAP_FSETID: the kernel says so in a write's
+ * FUSE_WRITE_KILL_SUIDGID flag, which libfuse 3.14 does not pass on but
+ * leaves in front of the data it hands to efs_write (the request's
+ * fuse_write_in, checked against the call's size and offset); otherwise,
+ * and for setattr and fallocate, uid 0 stands for it.
  */
 static uint32_t killpriv_bits(uint32_t mode)
 {
@@ -76,17 +85,20 @@ static int killpriv_setattr(fuse_req_t req, uint64_t ino, struct fs_attr *in,
 	return 0;
 }
 
-/* Before a write that reached the daemon uncached: drop setuid/setgid. */
-static int killpriv_write(fuse_req_t req, uint64_t ino,
-			  const struct fuse_file_info *fi)
+/*
+ * Drop setuid/setgid of a regular file before a change to its data by a
+ * caller without CAP_FSETID, and have the kernel forget the mode it cached:
+ * with the writeback cache it would trust it for the attribute timeout.
+ * (Attributes only: the caller's request holds the inode lock, which this
+ * does not take.)
+ */
+static int killpriv_data(fuse_req_t req, uint64_t ino)
 {
 	const struct efs *e = fuse_req_userdata(req);
 	struct fs_attr cur, in, out;
 	uint32_t drop;
 	int rc;
 
-	if (!e->killpriv || fi->writepage || fuse_req_ctx(req)->uid == 0)
-		return 0;
 	rc = fs_getattr(e->fs, ino, &cur);
 	if (rc)
 		return rc;
@@ -97,14 +109,23 @@ static int killpriv_write(fuse_req_t req, uint64_t ino,
 	in.ino = ino;
 	in.mode = cur.mode & ~drop;
 	rc = fs_setattr(e->fs, ino, &in, FS_SET_MODE, &out);
-	/*
-	 * With the writeback cache the kernel trusts its cached mode for the
-	 * attribute timeout: have it ask again (attributes only; the write
-	 * holds the inode lock, which this does not take).
-	 */
 	if (rc == 0 && e->se)
 		(void)fuse_lowlevel_notify_inval_inode(e->se, ino, -1, 0);
 	return rc;
+}
+
+/* Does this write, which reached the daemon uncached, drop setuid/setgid? */
+static bool killpriv_write_kills(fuse_req_t req, const char *buf, size_t size,
+				 off_t off, const struct fuse_file_info *fi)
+{
+	struct fuse_write_in w;
+
+	if (fi->writepage)
+		return false;
+	memcpy(&w, buf - sizeof(w), sizeof(w));
+	if (w.size == size && w.offset == (uint64_t)off)
+		return w.write_flags & FUSE_WRITE_KILL_SUIDGID;
+	return fuse_req_ctx(req)->uid != 0;
 }
 
 static void efs_req_ctx(fuse_req_t req, struct fs_ctx *ctx)
@@ -481,7 +502,10 @@ static void efs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	n = killpriv_write(req, ino, fi);
+	n = 0;
+	if (((const struct efs *)fuse_req_userdata(req))->killpriv &&
+	    killpriv_write_kills(req, buf, size, off, fi))
+		n = killpriv_data(req, ino);
 	if (n == 0)
 		n = fs_write(efs_fs(req), ino, buf, size, (uint64_t)off);
 	if (n < 0)
@@ -706,13 +730,20 @@ static void efs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 static void efs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
 			  off_t offset, off_t length, struct fuse_file_info *fi)
 {
+	const struct efs *e = fuse_req_userdata(req);
+	int rc = 0;
+
 	(void)fi;
 	if (offset < 0 || length <= 0) {
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	fuse_reply_err(req, -fs_fallocate(efs_fs(req), ino, mode,
-					  (uint64_t)offset, (uint64_t)length));
+	if (e->killpriv && fuse_req_ctx(req)->uid != 0)
+		rc = killpriv_data(req, ino);
+	if (rc == 0)
+		rc = fs_fallocate(efs_fs(req), ino, mode, (uint64_t)offset,
+				  (uint64_t)length);
+	fuse_reply_err(req, -rc);
 }
 
 static void efs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,

@@ -1392,6 +1392,10 @@ int fs_setattr(struct fs *fs, uint64_t ino, const struct fs_attr *in,
 	if (ret)
 		return ret;
 	fs_now(&now);
+	if (!to_set) {
+		fs_attr_fill(fs, i, out);	/* nothing asked: nothing to commit */
+		goto out;
+	}
 	/*
 	 * Times alone (the kernel sends them after writes, utimensat) ride on
 	 * the inode's next commit, like buffered data: no durability is owed
