@@ -78,6 +78,7 @@
 #define STORE_MAX_TOTAL_WAL_BYTES (256ull << 20)
 #define STORE_BACKGROUND_JOBS	  2
 #define STORE_BLOOM_BITS	  10.0
+#define STORE_MEMTABLE_BLOOM	  0.01
 #define STORE_INFO_LOG_KEEP	  4
 #define STORE_INFO_LOG_BYTES	  (8u << 20)
 
@@ -114,6 +115,7 @@ struct store_seg {
 	_Atomic uint64_t wgen; /* appends finished */
 	_Atomic uint64_t sgen; /* appends covered by a finished fdatasync */
 	_Atomic uint64_t dgen; /* wgen of the last append not logged for redo */
+	_Atomic uint64_t unstarted; /* bytes appended since writeback was started */
 	/* Appends hold it shared while writing; a free that merges pages exclusive. */
 	pthread_rwlock_t edge;
 };
@@ -411,6 +413,17 @@ static rocksdb_options_t *store_options(const struct store *st, bool bloom,
 	rocksdb_options_set_compression(o, rocksdb_no_compression);
 	rocksdb_options_set_write_buffer_size(o, STORE_WRITE_BUFFER_BYTES);
 	rocksdb_options_set_db_write_buffer_size(o, STORE_DB_WRITE_BUFFER_BYTES);
+	/*
+	 * Most point reads of a write miss: is this block id stored yet, had
+	 * this block index an extent. A Bloom filter over the memtable's keys
+	 * answers them without a search of its skip list (STORE_MEMTABLE_BLOOM
+	 * of the memtable's size: a few hundred KiB).
+	 */
+	if (bloom) {
+		rocksdb_options_set_memtable_whole_key_filtering(o, 1);
+		rocksdb_options_set_memtable_prefix_bloom_size_ratio(
+		    o, STORE_MEMTABLE_BLOOM);
+	}
 	rocksdb_options_set_level_compaction_dynamic_level_bytes(o, 1);
 
 	/*
@@ -553,6 +566,7 @@ static int store_seg_get_locked(struct store *st, uint32_t nr, bool create,
 	atomic_init(&s->wgen, 0);
 	atomic_init(&s->sgen, 0);
 	atomic_init(&s->dgen, 0);
+	atomic_init(&s->unstarted, 0);
 	fd = -1;
 	atomic_store_explicit(&c->seg[nr & (STORE_SEG_CHUNK - 1)], s,
 			      memory_order_release);
@@ -1351,6 +1365,30 @@ int store_seg_append(struct store *st, const uint8_t id[static 32],
 #define STORE_BATCH_RECS  256	/* 3 iovecs each: under IOV_MAX */
 #define STORE_BATCH_BYTES (8u << 20)
 
+/*
+ * Write-behind: once this much has been appended to a segment, its
+ * writeback is started (without waiting). Otherwise the kernel keeps
+ * appended bytes dirty until its background threshold (gigabytes here),
+ * and the fsync that ends a large write then writes them all while the
+ * writer waits, instead of while it was still sealing.
+ */
+#define STORE_WRITE_BEHIND_BYTES (8u << 20)
+
+static void store_seg_write_behind(struct store_seg *s, uint64_t bytes)
+{
+	uint64_t n = atomic_fetch_add_explicit(&s->unstarted, bytes,
+					       memory_order_relaxed) + bytes;
+
+	if (n < STORE_WRITE_BEHIND_BYTES)
+		return;
+	if (!atomic_compare_exchange_strong_explicit(&s->unstarted, &n, 0,
+						     memory_order_relaxed,
+						     memory_order_relaxed))
+		return;	/* another append got there first */
+	/* Advice only: fdatasync stays what makes the bytes durable. */
+	(void)sync_file_range(s->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+}
+
 static void store_rec_header(uint8_t hdr[static STORE_SEG_HDR_BYTES],
 			     const uint8_t id[static 32], const void *sealed,
 			     size_t len)
@@ -1415,6 +1453,7 @@ static int store_seg_append_chunk(struct store *st, size_t n,
 		(void)store_punch(s->fd, off, total);
 		goto out;
 	}
+	store_seg_write_behind(s, total);
 	g = atomic_fetch_add_explicit(&s->wgen, 1, memory_order_release) + 1;
 	if (!redo) {
 		uint64_t cur = atomic_load_explicit(&s->dgen,
