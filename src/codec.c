@@ -147,7 +147,7 @@ void codec_block_id(const struct codec *c, const void *plain, size_t len,
  * Does plain look like random bytes (encrypted or already compressed data),
  * which zstd cannot shrink by 1/16? Tried on random data, zstd costs about
  * as much as the block's encryption; this look costs a tenth of that. It
- * samples 8 of every 32 bytes and estimates the collision probability of
+ * samples 8 of every 64 bytes and estimates the collision probability of
  * the byte distribution without bias: sum c(c-1) / (N(N-1)) is 1/256 for
  * uniform bytes, and at most 2^-7.5 means at least 7.5 bits of entropy per
  * byte, where an order-0 coder saves less than 1/16. Repetition of a high-
@@ -163,7 +163,7 @@ static bool codec_looks_random(const uint8_t *p, size_t len)
 
 	if (len < CODEC_SAMPLE_MIN)
 		return false;
-	for (size_t off = 0; off + 8 <= len; off += 32) {
+	for (size_t off = 0; off + 8 <= len; off += 64) {
 		for (size_t k = 0; k < 8; k++)
 			hist[p[off + k]]++;
 		n += 8;

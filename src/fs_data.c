@@ -178,11 +178,26 @@ static int block_read(struct fs *fs, uint64_t ino, uint64_t idx, uint8_t *out)
 
 /* ---- dirty buffers ---- */
 
+/*
+ * Let go of a dirty buffer that leaves the inode. A frozen one belongs to
+ * the flush preparing it, which frees it (and counts it off) when it finds
+ * it gone.
+ */
+static void dirty_let_go(struct fs *fs, struct fs_inode *i,
+			 struct fs_dirty *d)
+{
+	if (d->frozen) {
+		i->nfrozen--;
+		return;
+	}
+	free(d->buf);
+	atomic_fetch_sub(&fs->dirty_bytes, fs->bs);
+}
+
 void fs_dirty_free(struct fs *fs, struct fs_inode *i)
 {
-	atomic_fetch_sub(&fs->dirty_bytes, (uint64_t)i->ndirty * fs->bs);
 	for (size_t q = 0; q < i->ndirty; q++)
-		free(i->dirty[q].buf);
+		dirty_let_go(fs, i, &i->dirty[q]);
 	free(i->dirty);
 	i->dirty = NULL;
 	i->ndirty = i->capdirty = 0;
@@ -219,7 +234,20 @@ static int dirty_get(struct fs *fs, struct fs_inode *i, uint64_t idx,
 	int ret;
 
 	if (p < i->ndirty && i->dirty[p].idx == idx) {
-		*out = &i->dirty[p];
+		struct fs_dirty *d = &i->dirty[p];
+
+		if (d->frozen) {
+			/* A flush is sealing this one: change a copy. */
+			buf = malloc(fs->bs);
+			if (!buf)
+				return -ENOMEM;
+			memcpy(buf, d->buf, fs->bs);
+			d->buf = buf;
+			d->frozen = false;
+			i->nfrozen--;
+			atomic_fetch_add(&fs->dirty_bytes, fs->bs);
+		}
+		*out = d;
 		return 0;
 	}
 	if (i->ndirty == i->capdirty) {
@@ -247,6 +275,7 @@ static int dirty_get(struct fs *fs, struct fs_inode *i, uint64_t idx,
 		(i->ndirty - p) * sizeof(i->dirty[0]));
 	i->dirty[p].idx = idx;
 	i->dirty[p].buf = buf;
+	i->dirty[p].frozen = false;
 	i->ndirty++;
 	atomic_fetch_add(&fs->dirty_bytes, fs->bs);
 	*out = &i->dirty[p];
@@ -257,9 +286,8 @@ static void dirty_drop_from(struct fs *fs, struct fs_inode *i, uint64_t from)
 {
 	size_t p = dirty_pos(i, from);
 
-	atomic_fetch_sub(&fs->dirty_bytes, (uint64_t)(i->ndirty - p) * fs->bs);
 	for (size_t q = p; q < i->ndirty; q++)
-		free(i->dirty[q].buf);
+		dirty_let_go(fs, i, &i->dirty[q]);
 	i->ndirty = p;
 }
 
@@ -325,24 +353,42 @@ static int block_set(struct fs *fs, struct fs_inode *i, uint64_t idx,
 }
 
 /*
- * A flush in three phases: hash every dirty block in parallel; then, in
- * order, compare with the stored extents and count references; then seal
- * and append, in parallel, the blocks that are not stored yet.
+ * A flush in two stages. Preparing needs no lock on the inode: hash every
+ * dirty block in parallel, ask the store which ids it lacks, seal those in
+ * parallel and append them to a segment. Applying, under the inode's lock,
+ * compares with the stored extents, counts references and commits one
+ * transaction. fs_commit settles what changed between the two: a block
+ * that appeared meanwhile is shared and the copy released, one that went
+ * away is appended late.
+ *
+ * The flush that fs_write starts every FS_FLUSH_BYTES prepares without
+ * the lock, so that the next megabyte is received, and its flush
+ * prepared, while this one seals, appends and commits: on two cores one
+ * flush's serial part (append, RocksDB) overlaps another's hashing and
+ * sealing. Its buffers are frozen meanwhile: a write to one copies it
+ * first (dirty_get), and whatever drops one leaves it to the flush to
+ * free. It applies only the blocks whose buffer is still the inode's, and
+ * the attributes as they are then (a crash may show as zeros what was
+ * written after it, as for any data not yet synced).
  */
 struct flush_blk {
-	const uint8_t *buf;
+	uint64_t idx;
+	uint8_t *buf;
 	size_t len;		/* trimmed; 0 = hole */
 	uint8_t id[KEY_ID_BYTES];
-	struct fs_ref *ref;	/* set when this block must be sealed */
+	struct fs_ref *ref;	/* set while this block is sealed */
 	uint8_t *sealed;	/* its sealed bytes, until appended */
 	size_t slen;
 };
 
 struct flush_ctx {
 	struct fs *fs;
-	struct flush_blk *b;
+	struct flush_blk *b;	/* sorted by idx */
+	size_t n;
 	struct flush_blk **seal;
+	size_t nseal;
 	size_t base;		/* first of the chunk being sealed */
+	struct fs_refs refs;
 };
 
 /* Sealed copies held at once by a flush: they are written chunk by chunk. */
@@ -430,96 +476,92 @@ static bool flush_redo_fits(const struct flush_ctx *c, size_t n)
 	return bytes <= FLUSH_REDO_MAX;
 }
 
-int fs_data_flush(struct fs *fs, struct fs_inode *i, bool for_fsync)
+static void flush_release(struct flush_ctx *c)
 {
-	struct flush_ctx c = { .fs = fs };
-	struct journal_txn *t = NULL;
-	struct fs_refs refs;
-	size_t nseal = 0;
+	/* Copies appended but never committed are garbage. */
+	for (size_t q = 0; q < c->refs.cap; q++)
+		if (c->refs.tab[q].used && c->refs.tab[q].appended &&
+		    store_seg_free(c->fs->st, &c->refs.tab[q].loc))
+			log_warn("cannot release an unused block copy");
+	for (size_t q = 0; q < c->nseal; q++)
+		free(c->seal[q]->sealed);
+	fs_refs_release(&c->refs);
+	free(c->b);
+	free(c->seal);
+}
+
+/*
+ * Take i's dirty blocks into c: all of them, or (freeze) those no other
+ * flush holds, frozen for this one.
+ */
+static int flush_collect(struct fs *fs, struct fs_inode *i,
+			 struct flush_ctx *c, bool freeze)
+{
+	memset(c, 0, sizeof(*c));
+	c->fs = fs;
+	fs_refs_init(&c->refs);
+	c->b = calloc(i->ndirty ? i->ndirty : 1, sizeof(*c->b));
+	c->seal = calloc(i->ndirty ? i->ndirty : 1, sizeof(*c->seal));
+	if (!c->b || !c->seal)
+		return -ENOMEM;
+	for (size_t q = 0; q < i->ndirty; q++) {
+		struct fs_dirty *d = &i->dirty[q];
+		uint64_t start = d->idx * fs->bs;
+		struct flush_blk *b = &c->b[c->n];
+		size_t len = 0;
+
+		if (freeze && d->frozen)
+			continue;
+		if (start < i->a.size)
+			len = (size_t)MIN((uint64_t)fs->bs, i->a.size - start);
+		b->idx = d->idx;
+		b->buf = d->buf;
+		b->len = trim_zeros(d->buf, len);
+		c->n++;
+		if (freeze) {
+			d->frozen = true;
+			i->nfrozen++;
+		}
+	}
+	return 0;
+}
+
+/* Hash, find what the store lacks, seal and append it: no inode lock. */
+static int flush_prepare(struct flush_ctx *c, bool for_fsync)
+{
+	struct fs *fs = c->fs;
 	bool redo_room = false;
 	int ret;
 
-	if (fs->rdonly)
-		return 0;
-	if (!i->ndirty && !i->attr_dirty)
-		return 0;
-	fs_refs_init(&refs);
-	ret = -ENOMEM;
-	c.b = calloc(i->ndirty ? i->ndirty : 1, sizeof(*c.b));
-	c.seal = calloc(i->ndirty ? i->ndirty : 1, sizeof(*c.seal));
-	if (!c.b || !c.seal)
-		goto out;
-	ret = journal_txn_new(fs->j, &t);
+	ret = fs_parallel(fs, c->n, flush_hash, c);
 	if (ret)
-		goto out;
-	for (size_t q = 0; q < i->ndirty; q++) {
-		uint64_t start = i->dirty[q].idx * fs->bs;
-		size_t len = 0;
+		return ret;
+	for (size_t q = 0; q < c->n; q++) {
+		struct flush_blk *b = &c->b[q];
+		struct fs_ref *r;
 
-		if (start < i->a.size)
-			len = (size_t)MIN((uint64_t)fs->bs, i->a.size - start);
-		c.b[q].buf = i->dirty[q].buf;
-		c.b[q].len = trim_zeros(c.b[q].buf, len);
-	}
-	ret = fs_parallel(fs, i->ndirty, flush_hash, &c);
-	if (ret)
-		goto out;
-	for (size_t q = 0; q < i->ndirty; q++) {
-		struct flush_blk *b = &c.b[q];
-		uint8_t old[KEY_ID_BYTES], key[16];
-		bool had;
-
-		ret = extent_get(fs, i->ino, i->dirty[q].idx, old);
-		if (ret && ret != -ENOENT)
-			goto out;
-		had = ret == 0;
+		if (b->len == 0)
+			continue;
+		r = fs_refs_add(&c->refs, b->id, 0);
+		if (!r)
+			return -ENOMEM;
+		if (r->plain)
+			continue;	/* the same data twice in this flush */
+		r->plain = b->buf;
+		r->plainlen = b->len;
+		ret = fs_block_exists(fs, b->id);
+		if (ret < 0)
+			return ret;
+		if (ret == 0)
+			c->seal[c->nseal++] = b;
 		ret = 0;
-		if (b->len == 0) {
-			if (!had)
-				continue;
-			fs_extent_key(key, i->ino, i->dirty[q].idx);
-			journal_txn_delete(t, STORE_CF_EXTENT, key, sizeof(key));
-			ret = fs_refs_add(&refs, old, -1) ? 0 : -ENOMEM;
-			if (ret)
-				goto out;
-			i->a.nextents--;
-			continue;
-		}
-		if (had && !memcmp(old, b->id, KEY_ID_BYTES))
-			continue;
-		if (had && !fs_refs_add(&refs, old, -1)) {
-			ret = -ENOMEM;
-			goto out;
-		}
-		if (!had)
-			i->a.nextents++;
-		extent_put(fs, t, i->ino, i->dirty[q].idx, b->id);
-		{
-			struct fs_ref *r = fs_refs_add(&refs, b->id, 1);
-
-			if (!r) {
-				ret = -ENOMEM;
-				goto out;
-			}
-			if (r->delta == 1 && !r->plain) {
-				/* First use of this id in the flush. */
-				r->plain = b->buf;
-				r->plainlen = b->len;
-				ret = fs_block_exists(fs, b->id);
-				if (ret < 0)
-					goto out;
-				if (ret == 0)
-					c.seal[nseal++] = b;
-				ret = 0;
-			}
-		}
 	}
 	/*
 	 * New data stops short of a full disk: RocksDB turns read-only when
 	 * its WAL cannot grow, and unlink must still work to free space.
 	 */
-	if (nseal) {
-		uint64_t need = fs->reserve + (uint64_t)nseal * (fs->bs + 1024);
+	if (c->nseal) {
+		uint64_t need = fs->reserve + (uint64_t)c->nseal * (fs->bs + 1024);
 		uint64_t avail, total;
 
 		ret = store_avail(fs->st, &avail, &total);
@@ -534,53 +576,189 @@ int fs_data_flush(struct fs *fs, struct fs_inode *i, bool for_fsync)
 				ret = -ENOSPC;
 		}
 		if (ret)
-			goto out;
+			return ret;
 		redo_room = avail - need >= FLUSH_REDO_ROOM;
 	}
-	/* refs no longer grows: its entries stay put while sealing. */
-	for (size_t q = 0; q < nseal; q++)
-		c.seal[q]->ref = fs_refs_add(&refs, c.seal[q]->id, 0);
-	for (c.base = 0; c.base < nseal && ret == 0; c.base += FLUSH_SEAL_CHUNK) {
-		size_t n = MIN(nseal - c.base, (size_t)FLUSH_SEAL_CHUNK);
+	/* refs does not grow while sealing: its entries stay put. */
+	for (size_t q = 0; q < c->nseal; q++)
+		c->seal[q]->ref = fs_refs_add(&c->refs, c->seal[q]->id, 0);
+	for (c->base = 0; c->base < c->nseal && ret == 0;
+	     c->base += FLUSH_SEAL_CHUNK) {
+		size_t n = MIN(c->nseal - c->base, (size_t)FLUSH_SEAL_CHUNK);
 		bool redo;
 
-		ret = fs_parallel(fs, n, flush_seal, &c);
+		ret = fs_parallel(fs, n, flush_seal, c);
 		/* Logged bytes stay until the commit has copied them. */
-		redo = for_fsync && redo_room && nseal == n && ret == 0 &&
-		       flush_redo_fits(&c, n);
+		redo = for_fsync && redo_room && c->nseal == n && ret == 0 &&
+		       flush_redo_fits(c, n);
 		if (ret == 0)
-			ret = flush_append(fs, &c, n, redo);
+			ret = flush_append(fs, c, n, redo);
 		if (redo)
 			continue;
-		for (size_t q = c.base; q < c.base + n; q++) {
-			free(c.seal[q]->sealed);
-			c.seal[q]->sealed = NULL;
+		for (size_t q = c->base; q < c->base + n; q++) {
+			free(c->seal[q]->sealed);
+			c->seal[q]->sealed = NULL;
 		}
 	}
-	if (ret)
-		goto out;
-	fs_put_inode(fs, t, i);
-	ret = fs_commit(fs, t, &refs, false);
+	return ret;
+}
+
+/* Is b still the inode's buffer for its block (not copied, not dropped)? */
+static bool flush_current(const struct fs_inode *i, const struct flush_blk *b)
+{
+	const struct fs_dirty *d = dirty_find(i, b->idx);
+
+	return d && d->buf == b->buf;
+}
+
+/* The extents and reference deltas of c's blocks (only_current: see above). */
+static int flush_apply(struct fs *fs, struct fs_inode *i, struct flush_ctx *c,
+		       struct journal_txn *t, bool only_current)
+{
+	for (size_t q = 0; q < c->n; q++) {
+		struct flush_blk *b = &c->b[q];
+		uint8_t old[KEY_ID_BYTES], key[16];
+		struct fs_ref *r;
+		bool had;
+		int ret;
+
+		if (only_current && !flush_current(i, b))
+			continue;
+		ret = extent_get(fs, i->ino, b->idx, old);
+		if (ret && ret != -ENOENT)
+			return ret;
+		had = ret == 0;
+		if (b->len == 0) {
+			if (!had)
+				continue;
+			fs_extent_key(key, i->ino, b->idx);
+			journal_txn_delete(t, STORE_CF_EXTENT, key, sizeof(key));
+			if (!fs_refs_add(&c->refs, old, -1))
+				return -ENOMEM;
+			i->a.nextents--;
+			continue;
+		}
+		if (had && !memcmp(old, b->id, KEY_ID_BYTES))
+			continue;
+		if (had && !fs_refs_add(&c->refs, old, -1))
+			return -ENOMEM;
+		if (!had)
+			i->a.nextents++;
+		extent_put(fs, t, i->ino, b->idx, b->id);
+		r = fs_refs_add(&c->refs, b->id, 1);
+		if (!r)
+			return -ENOMEM;
+		if (!r->plain) {
+			r->plain = b->buf;
+			r->plainlen = b->len;
+		}
+	}
+	return 0;
+}
+
+static void flush_failed(struct fs *fs, struct fs_inode *i, int ret)
+{
+	/* The buffers stay; the in-memory attributes may be ahead of the store. */
+	i->attr_dirty = true;
+	if (ret != -ENOSPC)
+		log_err("cannot write back ino=%llu: %s",
+			(unsigned long long)i->ino, strerror(-ret));
+	else if (fs_log_ratelimit(fs))
+		log_warn("volume '%s' is full: writes fail with ENOSPC "
+			 "until files are deleted (ino=%llu)",
+			 store_path(fs->st), (unsigned long long)i->ino);
+}
+
+int fs_data_flush(struct fs *fs, struct fs_inode *i, bool for_fsync)
+{
+	struct journal_txn *t = NULL;
+	struct flush_ctx c;
+	int ret;
+
+	if (fs->rdonly)
+		return 0;
+	if (!i->ndirty && !i->attr_dirty)
+		return 0;
+	ret = flush_collect(fs, i, &c, false);
+	if (ret == 0)
+		ret = journal_txn_new(fs->j, &t);
+	if (ret == 0)
+		ret = flush_prepare(&c, for_fsync);
+	if (ret == 0)
+		ret = flush_apply(fs, i, &c, t, false);
+	if (ret == 0) {
+		fs_put_inode(fs, t, i);
+		ret = fs_commit(fs, t, &c.refs, false);
+	}
 	if (ret == 0)
 		fs_dirty_free(fs, i);
-out:
-	if (ret) {
-		/* The buffers stay; the in-memory attributes may be ahead of the store. */
-		i->attr_dirty = true;
-		if (ret != -ENOSPC)
-			log_err("cannot write back ino=%llu: %s",
-				(unsigned long long)i->ino, strerror(-ret));
-		else if (fs_log_ratelimit(fs))
-			log_warn("volume '%s' is full: writes fail with ENOSPC "
-				 "until files are deleted (ino=%llu)",
-				 store_path(fs->st), (unsigned long long)i->ino);
-	}
-	for (size_t q = 0; q < nseal; q++)
-		free(c.seal[q]->sealed);
-	fs_refs_release(&refs);
+	else
+		flush_failed(fs, i, ret);
+	flush_release(&c);
 	journal_txn_free(t);
-	free(c.b);
-	free(c.seal);
+	return ret;
+}
+
+/*
+ * fs_write's flush: i is locked for writing and pinned by the caller; the
+ * lock is let go while the blocks are prepared. On return i is locked
+ * again, its frozen blocks are clean (committed) or dirty again (failed),
+ * and the buffers no longer the inode's are freed.
+ */
+static int fs_data_flush_unlocked(struct fs *fs, struct fs_inode *i)
+{
+	struct journal_txn *t = NULL;
+	struct flush_ctx c;
+	bool done = false;
+	size_t keep = 0;
+	int ret;
+
+	ret = flush_collect(fs, i, &c, true);	/* freezes nothing if it fails */
+	if (ret || c.n == 0)
+		goto out;
+	pthread_rwlock_unlock(&i->lock);
+	ret = journal_txn_new(fs->j, &t);
+	if (ret == 0)
+		ret = flush_prepare(&c, false);
+	pthread_rwlock_wrlock(&i->lock);
+	/* Unloaded (its attributes to be read again) or deleted meanwhile. */
+	if (ret == 0 && i->loaded && !i->gone) {
+		ret = flush_apply(fs, i, &c, t, true);
+		if (ret == 0) {
+			fs_put_inode(fs, t, i);
+			ret = fs_commit(fs, t, &c.refs, false);
+		}
+		done = ret == 0;
+	}
+	if (ret)
+		flush_failed(fs, i, ret);
+	/* Settle the frozen buffers: the dirty array is sorted, so is c.b. */
+	for (size_t q = 0, k = 0; q < i->ndirty; q++) {
+		struct fs_dirty *d = &i->dirty[q];
+		bool ours;
+
+		while (k < c.n && c.b[k].idx < d->idx)
+			k++;
+		ours = d->frozen && k < c.n && c.b[k].idx == d->idx &&
+		       c.b[k].buf == d->buf;
+		if (ours) {
+			i->nfrozen--;
+			d->frozen = false;
+			c.b[k].buf = done ? c.b[k].buf : NULL;	/* kept */
+			if (done)
+				continue;	/* clean: dropped below */
+		}
+		i->dirty[keep++] = *d;
+	}
+	i->ndirty = keep;
+	for (size_t q = 0; q < c.n; q++)
+		if (c.b[q].buf) {
+			free(c.b[q].buf);
+			atomic_fetch_sub(&fs->dirty_bytes, fs->bs);
+		}
+out:
+	flush_release(&c);
+	journal_txn_free(t);
 	return ret;
 }
 
@@ -1122,9 +1300,9 @@ ssize_t fs_write(struct fs *fs, uint64_t ino, const void *buf, size_t size,
 		i->a.ctime = i->a.mtime;
 	}
 	i->attr_dirty = true;
-	if (i->ndirty * fs->bs >= FS_FLUSH_BYTES ||
+	if ((i->ndirty - i->nfrozen) * fs->bs >= FS_FLUSH_BYTES ||
 	    atomic_load(&fs->dirty_bytes) > FS_DIRTY_MAX_BYTES) {
-		ret = fs_data_flush(fs, i, false);
+		ret = fs_data_flush_unlocked(fs, i);
 		if (ret)
 			goto out;
 	}
@@ -1199,11 +1377,10 @@ static int zero_range(struct fs *fs, struct fs_inode *i, uint64_t off,
 	/* Whole blocks [first, last): buffers dropped, extents deleted. */
 	for (size_t q = dirty_pos(i, first); q < i->ndirty && i->dirty[q].idx < last;)
 	{
-		free(i->dirty[q].buf);
+		dirty_let_go(fs, i, &i->dirty[q]);
 		memmove(&i->dirty[q], &i->dirty[q + 1],
 			(i->ndirty - q - 1) * sizeof(i->dirty[0]));
 		i->ndirty--;
-		atomic_fetch_sub(&fs->dirty_bytes, fs->bs);
 	}
 	return drop_extents(fs, i, first, last, t, refs);
 }

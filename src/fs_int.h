@@ -57,6 +57,7 @@ struct fs_iattr {
 struct fs_dirty {
 	uint64_t idx;
 	uint8_t *buf;		/* block_size bytes */
+	bool frozen;		/* a flush is preparing it without the lock */
 };
 
 enum {
@@ -90,6 +91,7 @@ struct fs_inode {
 	struct fs_dirty *dirty;	/* sorted by idx */
 	size_t ndirty;
 	size_t capdirty;
+	size_t nfrozen;		/* of them, frozen (fs_data.c) */
 };
 
 /*

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "fs.h"
+#include "fsck.h"
 #include "journal.h"
 #include "key.h"
 #include "store.h"
@@ -614,6 +615,144 @@ START_TEST(test_fs_reap_races_readd)
 END_TEST
 
 /*
+ * Flushes that prepare blocks without the inode's lock (fs_write's, every
+ * megabyte) while other threads write the same blocks, read, sync and
+ * resize: two writers own the two halves of every block and write them in
+ * rounds, so a block a flush has frozen is often written by the other;
+ * a third reads, fsyncs and flushes; a fourth moves the size up and down
+ * above the written range (each truncate flushes synchronously, frozen
+ * blocks included). The file ends with each half's last round, the same
+ * after a remount, and a keyed fsck finds nothing to report.
+ */
+enum { HB_BS = 16384, HB_NB = 256, HB_ROUNDS = 5 };
+
+struct halves {
+	struct ffix *f;
+	uint64_t ino;
+	int role;		/* 0, 1: the halves; 2 reader; 3 resizer */
+	atomic_int *writing;	/* writers still running */
+	int err;
+};
+
+static uint8_t half_byte(int half, uint64_t blk, int round)
+{
+	return (uint8_t)(1 + half * 97 + blk * 7 + (uint64_t)round * 31);
+}
+
+static void *halves_main(void *arg)
+{
+	struct halves *h = arg;
+	struct fs *fs = h->f->fs;
+	unsigned seed = (unsigned)h->role;
+	uint8_t *buf = malloc(1 << 20);
+
+	if (!buf) {
+		h->err = ENOMEM;
+		return NULL;
+	}
+	if (h->role < 2) {
+		for (int r = 0; r < HB_ROUNDS && !h->err; r++)
+			for (uint64_t b = 0; b < HB_NB && !h->err; b++) {
+				uint64_t off = b * HB_BS + h->role * (HB_BS / 2);
+
+				memset(buf, half_byte(h->role, b, r), HB_BS / 2);
+				if (fs_write(fs, h->ino, buf, HB_BS / 2, off) !=
+				    HB_BS / 2)
+					h->err = EIO;
+			}
+		atomic_fetch_sub(h->writing, 1);
+	}
+	for (int n = 1; h->role >= 2 && atomic_load(h->writing) && !h->err; n++) {
+		struct fs_attr in, a;
+
+		if (h->role == 3) {
+			in.size = (uint64_t)HB_NB * HB_BS + (uint64_t)(rand_r(&seed) % (4 * HB_BS));
+			if (fs_setattr(fs, h->ino, &in, FS_SET_SIZE, &a))
+				h->err = EIO;
+			continue;
+		}
+		if (fs_read(fs, h->ino, buf, 1 << 20,
+			    (uint64_t)(rand_r(&seed) % (HB_NB * HB_BS))) < 0)
+			h->err = EIO;
+		if (n % 8 == 0 && fs_fsync(fs, h->ino, true))
+			h->err = EIO;
+		if (n % 13 == 0 && fs_flush(fs, h->ino))
+			h->err = EIO;
+	}
+	free(buf);
+	return NULL;
+}
+
+static void fsck_clean(const char *dir)
+{
+	struct fsck_opts o = {0};
+	struct fsck_result r;
+	struct fsck *k;
+	char *report = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&report, &len);
+
+	ck_assert_ptr_nonnull(out);
+	o.store = dir;
+	o.mode = FSCK_MODE_NO;
+	o.secret_kind = FSCK_SECRET_PASSPHRASE;
+	o.secret = (const uint8_t *)PASS;
+	o.secret_len = strlen(PASS);
+	o.out = out;
+	ck_assert_int_eq(fsck_new(&o, &k), 0);
+	ck_assert_int_eq(fsck_run(k), 0);
+	fsck_get_result(k, &r);
+	fsck_finish(k, r.problems ? 4 : 0);
+	fsck_free(k);
+	fclose(out);
+	if (r.problems)
+		fprintf(stderr, "%s", report);
+	ck_assert_uint_eq(r.problems, 0);
+	free(report);
+}
+
+START_TEST(test_fs_flush_unlocked_races)
+{
+	struct ffix f;
+	struct halves h[4];
+	pthread_t th[4];
+	atomic_int writing = 2;
+	uint8_t *back = malloc(HB_BS);
+	struct fs_attr a;
+	uint64_t ino;
+
+	ffix_open_bs(&f, HB_BS);
+	ino = mkfile(&f, FS_ROOT_INO, "halves");
+	for (int k = 0; k < 4; k++) {
+		h[k] = (struct halves){ &f, ino, k, &writing, 0 };
+		ck_assert_int_eq(pthread_create(&th[k], NULL, halves_main, &h[k]), 0);
+	}
+	for (int k = 0; k < 4; k++) {
+		pthread_join(th[k], NULL);
+		ck_assert_int_eq(h[k].err, 0);
+	}
+	ck_assert_int_eq(fs_sync(f.fs), 0);
+	for (int pass = 0; pass < 2; pass++) {
+		ck_assert_int_eq(fs_getattr(f.fs, ino, &a), 0);
+		ck_assert_uint_ge(a.size, (uint64_t)HB_NB * HB_BS);
+		for (uint64_t b = 0; b < HB_NB; b++) {
+			ck_assert_int_eq(fs_read(f.fs, ino, back, HB_BS, b * HB_BS), HB_BS);
+			for (int half = 0; half < 2; half++)
+				for (size_t q = 0; q < HB_BS / 2; q++)
+					ck_assert_uint_eq(back[half * (HB_BS / 2) + q],
+							  half_byte(half, b, HB_ROUNDS - 1));
+		}
+		ffix_reopen(&f);
+	}
+	free(back);
+	ck_assert_int_eq(fs_close(f.fs), 0);
+	volume_close(f.v);
+	fsck_clean(f.dir);
+	tu_rmdir(f.dir);
+}
+END_TEST
+
+/*
  * Flip bits (mask) of the byte at offset at of the stored record of block
  * idx of ino, as bit rot would; id receives the block's id.
  */
@@ -1025,6 +1164,7 @@ static Suite *fs_suite(void)
 	tcase_add_test(core, test_fs_read_many_blocks);
 	tcase_add_test(core, test_fs_rdonly);
 	tcase_add_test(core, test_fs_reap_races_readd);
+	tcase_add_test(core, test_fs_flush_unlocked_races);
 	tcase_add_test(core, test_fs_bad_block_healed_by_new_copy);
 	tcase_add_test(core, test_fs_fsync_redo_replayed);
 	tcase_add_test(errors, test_fs_errnos);
