@@ -146,8 +146,8 @@ void codec_block_id(const struct codec *c, const void *plain, size_t len,
 /*
  * Does plain look like random bytes (encrypted or already compressed data),
  * which zstd cannot shrink by 1/16? Tried on random data, zstd costs about
- * as much as the block's encryption; this look costs a tenth of that. It
- * samples 8 of every 64 bytes and estimates the collision probability of
+ * as much as the block's encryption; this look costs a fifth of that. It
+ * samples a fifth of the bytes and estimates the collision probability of
  * the byte distribution without bias: sum c(c-1) / (N(N-1)) is 1/256 for
  * uniform bytes, and at most 2^-7.5 means at least 7.5 bits of entropy per
  * byte, where an order-0 coder saves less than 1/16. Repetition of a high-
@@ -155,6 +155,12 @@ void codec_block_id(const struct codec *c, const void *plain, size_t len,
  * dedup still catches whole repeated blocks.
  */
 #define CODEC_SAMPLE_MIN 4096	/* smaller blocks: just try zstd */
+/*
+ * 8 bytes of every 40: not a power of two, so that records of 2^k bytes
+ * (a random key, then constant fields) are sampled at every 8-byte slot,
+ * not at their keys alone.
+ */
+#define CODEC_SAMPLE_STRIDE 40
 
 static bool codec_looks_random(const uint8_t *p, size_t len)
 {
@@ -163,7 +169,7 @@ static bool codec_looks_random(const uint8_t *p, size_t len)
 
 	if (len < CODEC_SAMPLE_MIN)
 		return false;
-	for (size_t off = 0; off + 8 <= len; off += 64) {
+	for (size_t off = 0; off + 8 <= len; off += CODEC_SAMPLE_STRIDE) {
 		for (size_t k = 0; k < 8; k++)
 			hist[p[off + k]]++;
 		n += 8;

@@ -241,7 +241,8 @@ static int dirty_get(struct fs *fs, struct fs_inode *i, uint64_t idx,
 			buf = malloc(fs->bs);
 			if (!buf)
 				return -ENOMEM;
-			memcpy(buf, d->buf, fs->bs);
+			if (!whole)
+				memcpy(buf, d->buf, fs->bs);
 			d->buf = buf;
 			d->frozen = false;
 			i->nfrozen--;
@@ -389,6 +390,7 @@ struct flush_ctx {
 	size_t nseal;
 	size_t base;		/* first of the chunk being sealed */
 	struct fs_refs refs;
+	uint64_t size;		/* the file's size the lengths were cut at */
 };
 
 /* Sealed copies held at once by a flush: they are written chunk by chunk. */
@@ -499,6 +501,7 @@ static int flush_collect(struct fs *fs, struct fs_inode *i,
 {
 	memset(c, 0, sizeof(*c));
 	c->fs = fs;
+	c->size = i->a.size;
 	fs_refs_init(&c->refs);
 	c->b = calloc(i->ndirty ? i->ndirty : 1, sizeof(*c->b));
 	c->seal = calloc(i->ndirty ? i->ndirty : 1, sizeof(*c->seal));
@@ -721,8 +724,13 @@ static int fs_data_flush_unlocked(struct fs *fs, struct fs_inode *i)
 	if (ret == 0)
 		ret = flush_prepare(&c, false);
 	pthread_rwlock_wrlock(&i->lock);
-	/* Unloaded (its attributes to be read again) or deleted meanwhile. */
-	if (ret == 0 && i->loaded && !i->gone) {
+	/*
+	 * Not if it was deleted or unloaded meanwhile (its attributes to be
+	 * read again), nor if it shrank without a synchronous flush (a reload
+	 * after a failed commit): the lengths were cut at the old size. The
+	 * blocks then stay dirty for the next flush.
+	 */
+	if (ret == 0 && i->loaded && !i->gone && i->a.size >= c.size) {
 		ret = flush_apply(fs, i, &c, t, true);
 		if (ret == 0) {
 			fs_put_inode(fs, t, i);

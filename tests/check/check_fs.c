@@ -711,6 +711,15 @@ static void fsck_clean(const char *dir)
 	free(report);
 }
 
+/* Close f, check its store with the key (nothing to report), remove it. */
+static void ffix_close_fsck(struct ffix *f)
+{
+	ck_assert_int_eq(fs_close(f->fs), 0);
+	volume_close(f->v);
+	fsck_clean(f->dir);
+	tu_rmdir(f->dir);
+}
+
 START_TEST(test_fs_flush_unlocked_races)
 {
 	struct ffix f;
@@ -745,10 +754,88 @@ START_TEST(test_fs_flush_unlocked_races)
 		ffix_reopen(&f);
 	}
 	free(back);
-	ck_assert_int_eq(fs_close(f.fs), 0);
-	volume_close(f.v);
-	fsck_clean(f.dir);
-	tu_rmdir(f.dir);
+	ffix_close_fsck(&f);
+}
+END_TEST
+
+/*
+ * The same stages under writes that shrink into the data: two writers
+ * overwrite random ranges while a third truncates, punches holes and
+ * fsyncs. The contents are whatever won; the store must stay whole (a
+ * keyed fsck finds nothing) and read back entire.
+ */
+struct churner {
+	struct ffix *f;
+	uint64_t ino;
+	int role;		/* 0, 1 writers; 2 truncates and punches */
+	int err;
+};
+
+enum { CH_SPAN = 4 << 20, CH_OPS = 400 };
+
+static void *churner_main(void *arg)
+{
+	struct churner *h = arg;
+	struct fs *fs = h->f->fs;
+	unsigned seed = 7u + (unsigned)h->role;
+	uint8_t *buf = malloc(256 << 10);
+
+	if (!buf) {
+		h->err = ENOMEM;
+		return NULL;
+	}
+	memset(buf, 'a' + h->role, 256 << 10);
+	for (int n = 0; n < CH_OPS && !h->err; n++) {
+		uint64_t off = (uint64_t)(rand_r(&seed) % CH_SPAN);
+		size_t len = 1 + (size_t)(rand_r(&seed) % (256 << 10));
+		struct fs_attr in, a;
+
+		if (h->role < 2) {
+			if (fs_write(fs, h->ino, buf, len, off) != (ssize_t)len)
+				h->err = EIO;
+			continue;
+		}
+		in.size = off;
+		if (n % 3 == 0 && fs_setattr(fs, h->ino, &in, FS_SET_SIZE, &a))
+			h->err = EIO;
+		if (n % 3 == 1 &&
+		    fs_fallocate(fs, h->ino,
+				 FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				 off, len))
+			h->err = EIO;
+		if (n % 3 == 2 && fs_fsync(fs, h->ino, true))
+			h->err = EIO;
+	}
+	free(buf);
+	return NULL;
+}
+
+START_TEST(test_fs_flush_unlocked_shrinks)
+{
+	struct ffix f;
+	struct churner h[3];
+	pthread_t th[3];
+	uint8_t *back = malloc(CH_SPAN + (256 << 10));
+	struct fs_attr a;
+	uint64_t ino;
+
+	ffix_open_bs(&f, HB_BS);
+	ino = mkfile(&f, FS_ROOT_INO, "churn");
+	for (int k = 0; k < 3; k++) {
+		h[k] = (struct churner){ &f, ino, k, 0 };
+		ck_assert_int_eq(pthread_create(&th[k], NULL, churner_main, &h[k]), 0);
+	}
+	for (int k = 0; k < 3; k++) {
+		pthread_join(th[k], NULL);
+		ck_assert_int_eq(h[k].err, 0);
+	}
+	ck_assert_int_eq(fs_sync(f.fs), 0);
+	ffix_reopen(&f);
+	ck_assert_int_eq(fs_getattr(f.fs, ino, &a), 0);
+	ck_assert_int_eq(fs_read(f.fs, ino, back, CH_SPAN + (256 << 10), 0),
+			 (ssize_t)a.size);
+	free(back);
+	ffix_close_fsck(&f);
 }
 END_TEST
 
@@ -1165,6 +1252,7 @@ static Suite *fs_suite(void)
 	tcase_add_test(core, test_fs_rdonly);
 	tcase_add_test(core, test_fs_reap_races_readd);
 	tcase_add_test(core, test_fs_flush_unlocked_races);
+	tcase_add_test(core, test_fs_flush_unlocked_shrinks);
 	tcase_add_test(core, test_fs_bad_block_healed_by_new_copy);
 	tcase_add_test(core, test_fs_fsync_redo_replayed);
 	tcase_add_test(errors, test_fs_errnos);
