@@ -562,6 +562,12 @@ MAN=(python3 "$EMB_INTEG_DIR/manifest.py" --ino --ctime --max-hash 67108864)
 "${MAN[@]}" "$M" >"$T/before" || fail "manifest before remount"
 emb_umount "$M"
 emb_mount "$S" "$M"
+# As root the daemon raises its mount's read-ahead after INIT (which would
+# cap it at max_readahead): four 1 MiB reads in flight.
+if [ "$(id -u)" = 0 ]; then
+	assert_eq "$(cat "/sys/class/bdi/$(mountpoint -d "$M")/read_ahead_kb")" 4096 \
+		"read_ahead_kb of the mount"
+fi
 "${MAN[@]}" "$M" >"$T/after" || fail "manifest after remount"
 diff -u "$T/before" "$T/after" >&2 || fail "tree changed across a remount"
 got=$(dd if="$M/big" bs=1 skip=$((5 * G)) count=5 status=none)
