@@ -309,22 +309,25 @@ static size_t trim_zeros(const uint8_t *buf, size_t len)
 	return len;
 }
 
-/* Add the change of block idx to `buf[0..len)` (len 0: a hole) to t/refs. */
-static int block_set(struct fs *fs, struct fs_inode *i, uint64_t idx,
-		     const uint8_t *buf, size_t len, struct journal_txn *t,
-		     struct fs_refs *refs)
+/*
+ * Point extent idx of i at id (NULL: a hole) in t, counting the references
+ * in refs. *newref: the reference of id if the extent changed to it (its
+ * data may have to be stored), else NULL.
+ */
+static int extent_change(struct fs *fs, struct fs_inode *i, uint64_t idx,
+			 const uint8_t *id, struct journal_txn *t,
+			 struct fs_refs *refs, struct fs_ref **newref)
 {
-	uint8_t old[KEY_ID_BYTES], id[KEY_ID_BYTES], key[16];
-	struct fs_ref *r;
+	uint8_t old[KEY_ID_BYTES], key[16];
 	bool had;
 	int ret;
 
+	*newref = NULL;
 	ret = extent_get(fs, i->ino, idx, old);
 	if (ret && ret != -ENOENT)
 		return ret;
 	had = ret == 0;
-	len = trim_zeros(buf, len);
-	if (len == 0) {
+	if (!id) {
 		if (!had)
 			return 0;
 		fs_extent_key(key, i->ino, idx);
@@ -334,23 +337,34 @@ static int block_set(struct fs *fs, struct fs_inode *i, uint64_t idx,
 		i->a.nextents--;
 		return 0;
 	}
-	codec_block_id(fs->codec, buf, len, id);
 	if (had && !memcmp(old, id, KEY_ID_BYTES))
 		return 0;
-	r = fs_refs_add(refs, id, 1);
-	if (!r)
+	if (had && !fs_refs_add(refs, old, -1))
 		return -ENOMEM;
-	ret = fs_block_prepare(fs, r, buf, len);
-	if (ret)
-		return ret;
-	if (had) {
-		if (!fs_refs_add(refs, old, -1))
-			return -ENOMEM;
-	} else {
+	if (!had)
 		i->a.nextents++;
-	}
 	extent_put(fs, t, i->ino, idx, id);
-	return 0;
+	/* Last: an entry added after it could move it. */
+	*newref = fs_refs_add(refs, id, 1);
+	return *newref ? 0 : -ENOMEM;
+}
+
+/* Add the change of block idx to `buf[0..len)` (len 0: a hole) to t/refs. */
+static int block_set(struct fs *fs, struct fs_inode *i, uint64_t idx,
+		     const uint8_t *buf, size_t len, struct journal_txn *t,
+		     struct fs_refs *refs)
+{
+	uint8_t id[KEY_ID_BYTES];
+	struct fs_ref *r;
+	int ret;
+
+	len = trim_zeros(buf, len);
+	if (len)
+		codec_block_id(fs->codec, buf, len, id);
+	ret = extent_change(fs, i, idx, len ? id : NULL, t, refs, &r);
+	if (ret || !r)
+		return ret;
+	return fs_block_prepare(fs, r, buf, len);
 }
 
 /*
@@ -620,38 +634,16 @@ static int flush_apply(struct fs *fs, struct fs_inode *i, struct flush_ctx *c,
 {
 	for (size_t q = 0; q < c->n; q++) {
 		struct flush_blk *b = &c->b[q];
-		uint8_t old[KEY_ID_BYTES], key[16];
 		struct fs_ref *r;
-		bool had;
 		int ret;
 
 		if (only_current && !flush_current(i, b))
 			continue;
-		ret = extent_get(fs, i->ino, b->idx, old);
-		if (ret && ret != -ENOENT)
+		ret = extent_change(fs, i, b->idx, b->len ? b->id : NULL, t,
+				    &c->refs, &r);
+		if (ret)
 			return ret;
-		had = ret == 0;
-		if (b->len == 0) {
-			if (!had)
-				continue;
-			fs_extent_key(key, i->ino, b->idx);
-			journal_txn_delete(t, STORE_CF_EXTENT, key, sizeof(key));
-			if (!fs_refs_add(&c->refs, old, -1))
-				return -ENOMEM;
-			i->a.nextents--;
-			continue;
-		}
-		if (had && !memcmp(old, b->id, KEY_ID_BYTES))
-			continue;
-		if (had && !fs_refs_add(&c->refs, old, -1))
-			return -ENOMEM;
-		if (!had)
-			i->a.nextents++;
-		extent_put(fs, t, i->ino, b->idx, b->id);
-		r = fs_refs_add(&c->refs, b->id, 1);
-		if (!r)
-			return -ENOMEM;
-		if (!r->plain) {
+		if (r && !r->plain) {
 			r->plain = b->buf;
 			r->plainlen = b->len;
 		}
