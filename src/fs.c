@@ -1132,6 +1132,30 @@ static int fs_new(struct volume *v, bool rdonly, struct fs **out)
 	return 0;
 }
 
+static int redo_cmp(const void *a, const void *b)
+{
+	const struct journal_redo *x = a, *y = b;
+
+	if (x->loc.seg != y->loc.seg)
+		return x->loc.seg < y->loc.seg ? -1 : 1;
+	if (x->loc.off != y->loc.off)
+		return x->loc.off < y->loc.off ? -1 : 1;
+	return 0;
+}
+
+bool fs_redo_pending(const struct fs *fs, const struct store_loc *loc,
+		     const uint8_t id[static KEY_ID_BYTES])
+{
+	struct journal_redo want = { .loc = *loc }, *r;
+
+	if (!fs->nredo_pending)
+		return false;
+	r = bsearch(&want, fs->redo_pending, fs->nredo_pending,
+		    sizeof(*fs->redo_pending), redo_cmp);
+	return r && r->loc.len == loc->len &&
+	       !memcmp(r->id, id, KEY_ID_BYTES);
+}
+
 static void fs_free(struct fs *fs)
 {
 	pool_stop(&fs->pool);
@@ -1155,6 +1179,7 @@ static void fs_free(struct fs *fs)
 	}
 	pthread_mutex_destroy(&fs->block_lock);
 	pthread_mutex_destroy(&fs->rename_lock);
+	free(fs->redo_pending);
 	for (size_t q = 0; q < fs->rdbufs.nfree; q++)
 		munmap(fs->rdbufs.free[q], FS_RDBUF_BYTES);
 	pthread_mutex_destroy(&fs->rdbufs.lock);
@@ -1245,14 +1270,22 @@ int fs_open(struct volume *v, enum fs_open_flags flags, struct fs **out)
 	if (fs->rdonly) {
 		struct journal_redo_stats rs;
 
-		/* Nothing can be written again here: say what that costs. */
-		if (journal_redo_replay(fs->st, 0, &rs, NULL) == 0 && rs.damaged)
-			log_warn("volume '%s': %zu block(s) written for an fsync "
-				 "before a crash are not whole in their segment; "
-				 "reads of them fail with EIO until the volume is "
-				 "mounted read-write once (or checked with "
-				 "fsck.embassyfs -y), which writes them again "
-				 "from the redo log", store_path(fs->st), rs.damaged);
+		/* Nothing can be written again here: read them from the log. */
+		ret = journal_redo_replay(fs->st, 0, &rs, &fs->redo_pending);
+		if (ret)
+			goto out;
+		fs->nredo_pending = rs.damaged;
+		if (rs.damaged) {
+			qsort(fs->redo_pending, rs.damaged,
+			      sizeof(*fs->redo_pending), redo_cmp);
+			log_notice("volume '%s': %zu block(s) written for an "
+				   "fsync before a crash are not whole in "
+				   "their segment; this read-only mount reads "
+				   "them from the redo log, and the next "
+				   "read-write mount (or fsck.embassyfs -y) "
+				   "writes them again", store_path(fs->st),
+				   rs.damaged);
+		}
 	} else {
 		ret = fs_orphans_reap(fs, true);
 		if (ret)

@@ -162,7 +162,10 @@ static int block_read(struct fs *fs, uint64_t ino, uint64_t idx, uint8_t *out)
 	sealed = malloc(loc.len);
 	if (!sealed)
 		return -ENOMEM;
-	ret = store_seg_read(fs->st, &loc, id, sealed);
+	if (fs_redo_pending(fs, &loc, id))
+		ret = journal_redo_get(fs->st, &loc, id, sealed);
+	else
+		ret = store_seg_read(fs->st, &loc, id, sealed);
 	if (ret == 0)
 		ret = codec_open(fs->codec, id, sealed, loc.len, out, fs->bs,
 				 &plain);

@@ -163,6 +163,12 @@ struct fs {
 	atomic_uint_fast64_t next_ino;
 	_Atomic size_t ninodes;		/* struct fs_inode allocated */
 	_Atomic uint64_t read_retries;	/* blocks the batched read left to block_read */
+	/*
+	 * Read-only: records a crash kept from their segment, read from their
+	 * redo entries instead (sorted by place; fs_redo_pending).
+	 */
+	struct journal_redo *redo_pending;
+	size_t nredo_pending;
 	struct fs_rdbufs rdbufs;
 	size_t inode_cache;		/* idle ones kept beyond this become ghosts */
 	pthread_mutex_t block_lock;
@@ -224,6 +230,9 @@ bool fs_inode_held(struct fs *fs, struct fs_inode *i);
 /* Run fn(arg, i) for i in [0, n) on the pool and this thread; first error. */
 int fs_parallel(struct fs *fs, size_t n, fs_work_fn *fn, void *arg) MUST_CHECK;
 /* Seal a block: *sealed is malloc'd, *csum the XXH3 of its bytes. */
+/* Is the record at loc one of fs->redo_pending (read-only mounts)? */
+bool fs_redo_pending(const struct fs *fs, const struct store_loc *loc,
+		     const uint8_t id[static KEY_ID_BYTES]);
 int fs_block_seal(struct fs *fs, const uint8_t id[static KEY_ID_BYTES],
 		  const uint8_t *plain, size_t len, uint8_t **sealed,
 		  size_t *slen, uint64_t *csum) MUST_CHECK;

@@ -506,6 +506,28 @@ void journal_txn_block_redo(struct journal_txn *t, const uint8_t id[static 32],
 	journal_txn_block(t, id, loc);
 }
 
+int journal_redo_get(struct store *st, const struct store_loc *loc,
+		     const uint8_t id[static 32], void *sealed)
+{
+	uint8_t key[JOURNAL_REDO_KEY_BYTES], *val;
+	size_t vlen;
+	int ret;
+
+	redo_key(key, loc);
+	val = malloc(32 + (size_t)loc->len);
+	if (!val)
+		return -ENOMEM;
+	ret = store_get_buf(st, STORE_CF_LOCAL, key, sizeof(key), val,
+			    32 + (size_t)loc->len, &vlen);
+	if (ret == -ENOSPC || (ret == 0 && (vlen != 32 + (size_t)loc->len ||
+					    memcmp(val, id, 32))))
+		ret = -ENOENT;	/* logs another record: not this one's */
+	if (ret == 0)
+		memcpy(sealed, val + 32, loc->len);
+	free(val);
+	return ret;
+}
+
 /* Keep the keys of a committed txn's redo entries for the next trim (under lock). */
 static void txn_keep_redo(struct journal *j, struct journal_txn *t)
 {

@@ -120,6 +120,13 @@ struct journal_redo {
 int journal_redo_replay(struct store *st, unsigned flags,
 			struct journal_redo_stats *out,
 			struct journal_redo **list) MUST_CHECK;
+/*
+ * The sealed bytes (loc->len) that the redo entry of the record at loc
+ * logs for block id: what a read-only mount reads for a damaged record it
+ * cannot write again. -ENOENT if no entry logs that record, -EIO, -ENOMEM.
+ */
+int journal_redo_get(struct store *st, const struct store_loc *loc,
+		     const uint8_t id[static 32], void *sealed) MUST_CHECK;
 /* Changes local to this store (STORE_CF_LOCAL), not journaled. */
 void journal_txn_local_put(struct journal_txn *t, const void *key, size_t klen,
 			   const void *val, size_t vlen);
