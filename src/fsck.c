@@ -481,6 +481,8 @@ static const char *fix_blocker(struct fsck *f,
 		return "needs the key";
 	if (!f->rw)
 		return NULL; /* declined, not blocked */
+	if (pc->journaled && f->redo_left)
+		return "the records pending redo must be written again first";
 	if (pc->journaled && f->o.mode != FSCK_MODE_NO && !fsck_can_journal(f))
 		return "the journal cannot take new records";
 	return NULL;
@@ -715,7 +717,7 @@ bool fsck_can_journal(struct fsck *f)
 {
 	int ret;
 
-	if (!f->rw || !f->st || !f->have_hdr)
+	if (!f->rw || !f->st || !f->have_hdr || f->redo_left)
 		return false;
 	if (f->j)
 		return true;

@@ -199,6 +199,11 @@ struct fsck {
 	struct store *st;
 	struct journal *j; /* opened for the first journaled repair */
 	int jerr;	   /* journal_open failed: repairs refused */
+	/*
+	 * The redo-pending repair was declined: opening the journal would
+	 * replay it all the same, so journaled repairs are refused too.
+	 */
+	bool redo_left;
 	bool have_hdr;
 	struct volume_header hdr;
 	uint8_t hdr_mac[KEY_MAC_BYTES];

@@ -576,7 +576,11 @@ static int check_redo(struct fsck *f)
 	if (!rs.damaged)
 		return 0;
 	pc.n1 = rs.damaged;
-	if (!fsck_problem(f, PR_0_REDO_PENDING, &pc) || !f->rw)
+	if (!fsck_problem(f, PR_0_REDO_PENDING, &pc)) {
+		f->redo_left = f->rw;
+		return 0;
+	}
+	if (!f->rw)
 		return 0;
 	ret = journal_redo_replay(f->st, JOURNAL_REDO_WRITE, NULL, NULL);
 	if (ret)

@@ -11,10 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "fs.h"
 #include "fsck.h"
+#include "journal.h"
 #include "key.h"
 #include "store.h"
 #include "testutil.h"
@@ -84,6 +86,8 @@ static void cfix_close(struct cfix *c)
 
 /* Column families kept in memory by the runs; 0: the default budget. */
 static size_t keep_bytes;
+/* The answers of FSCK_MODE_ASK runs. */
+static fsck_ask_fn *run_ask;
 
 /* Run the checker on dir; the report lands in c->out. */
 static void run(struct cfix *c, const char *dir, enum fsck_mode mode,
@@ -103,6 +107,7 @@ static void run(struct cfix *c, const char *dir, enum fsck_mode mode,
 	o.out = out;
 	o.threads = 2;
 	o.keep_bytes = keep_bytes;
+	o.ask = run_ask;
 	if (keyed) {
 		o.secret_kind = FSCK_SECRET_KEYFILE;
 		o.secret = keyfile;
@@ -287,6 +292,133 @@ START_TEST(test_fsck_lost_found)
 	ck_assert_ptr_nonnull(strstr(c.out, "/lost+found created"));
 	run(&c, c.dir, FSCK_MODE_YES, true, false, &r);
 	ck_assert_uint_eq(r.problems, 0);
+	cfix_close(&c);
+}
+END_TEST
+
+/*
+ * "link" (three blocks) is written again and fsynced by a process that
+ * dies at once: its records are logged for redo. Block 0's record is then
+ * damaged in its segment, as a power cut can leave it. The new bytes of
+ * block 0 go to *data.
+ */
+static void crash_after_fsync(const char *dir, uint8_t data[4096])
+{
+	struct store_loc loc;
+	struct store *st;
+	uint8_t ekey[16], lkey[33], *val;
+	char seg[4096];
+	size_t vlen;
+	pid_t pid;
+	int status, fd;
+	uint8_t b;
+
+	for (size_t q = 0; q < 4096; q++)
+		data[q] = (uint8_t)(q * 7 + 3);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct volume *v = NULL;
+		struct fs *fs = NULL;
+		struct fs_attr a;
+
+		if (volume_open(dir, 0, &v) ||
+		    volume_unlock_keyfile(v, keyfile, sizeof(keyfile)) ||
+		    fs_open(v, 0, &fs) ||
+		    fs_lookup(fs, FS_ROOT_INO, "link", &a) ||
+		    fs_write(fs, a.ino, data, 4096, 0) != 4096 ||
+		    fs_fsync(fs, a.ino, false))
+			_exit(1);
+		_exit(0);	/* a crash: no close, no trim */
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	/* "big" is ino 3 (make_volume): its block 0's record. */
+	memset(ekey, 0, sizeof(ekey));
+	put_be64(ekey, 3);
+	ck_assert_int_eq(store_open(dir, STORE_RDONLY, &st), 0);
+	ck_assert_int_eq(store_get(st, STORE_CF_EXTENT, ekey, sizeof(ekey),
+				   (void **)&val, &vlen), 0);
+	lkey[0] = 'L';
+	memcpy(lkey + 1, val, 32);
+	free(val);
+	ck_assert_int_eq(store_get(st, STORE_CF_LOCAL, lkey, sizeof(lkey),
+				   (void **)&val, &vlen), 0);
+	ck_assert_int_eq(store_loc_decode(val, vlen, &loc), 0);
+	free(val);
+	store_close(st);
+	snprintf(seg, sizeof(seg), "%s/seg/%08u", dir, loc.seg);
+	fd = open(seg, O_RDWR);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pread(fd, &b, 1, (off_t)loc.off + 60), 1);
+	b ^= 0x5a;
+	ck_assert_int_eq(pwrite(fd, &b, 1, (off_t)loc.off + 60), 1);
+	close(fd);
+}
+
+static size_t redo_damaged(const char *dir)
+{
+	struct journal_redo_stats rs;
+	struct store *st;
+
+	ck_assert_int_eq(store_open(dir, STORE_RDONLY, &st), 0);
+	ck_assert_int_eq(journal_redo_replay(st, 0, &rs, NULL), 0);
+	store_close(st);
+	return rs.damaged;
+}
+
+static bool ask_no_redo(void *arg, const char *question)
+{
+	(void)arg;
+	return !strstr(question, "redo");
+}
+
+/*
+ * Declining to write the records pending redo again, in an interactive
+ * run, leaves them as they are: opening the journal for another repair
+ * would replay them all the same, so journaled repairs wait too.
+ */
+START_TEST(test_fsck_redo_declined)
+{
+	uint8_t data[4096], back[4096];
+	struct fsck_result r;
+	struct cfix c;
+
+	cfix_open(&c);
+	crash_after_fsync(c.dir, data);
+	trim_journal(c.dir, 2);
+	delete_dirent_of(c.dir, 4); /* "small": a journaled repair */
+	ck_assert_uint_eq(redo_damaged(c.dir), 1);
+	run_ask = ask_no_redo;
+	run(&c, c.dir, FSCK_MODE_ASK, true, false, &r);
+	run_ask = NULL;
+	ck_assert_ptr_nonnull(strstr(c.out, "0x000013 redo-pending"));
+	ck_assert_ptr_nonnull(strstr(c.out, "0x03000b inode-disconnected"));
+	ck_assert_ptr_nonnull(strstr(c.out, "must be written again first"));
+	ck_assert_uint_ge(r.left, 2);
+	ck_assert_uint_eq(redo_damaged(c.dir), 1);
+	/* -y writes them again and then repairs the rest. */
+	run(&c, c.dir, FSCK_MODE_YES, true, false, &r);
+	ck_assert_uint_eq(r.left, 0);
+	ck_assert_uint_eq(redo_damaged(c.dir), 0);
+	run(&c, c.dir, FSCK_MODE_YES, true, false, &r);
+	ck_assert_uint_eq(r.problems, 0);
+	{
+		struct volume *v = NULL;
+		struct fs *fs = NULL;
+		struct fs_attr a;
+
+		ck_assert_int_eq(volume_open(c.dir, 0, &v), 0);
+		ck_assert_int_eq(volume_unlock_keyfile(v, keyfile,
+						       sizeof(keyfile)), 0);
+		ck_assert_int_eq(fs_open(v, FS_RDONLY, &fs), 0);
+		ck_assert_int_eq(fs_lookup(fs, FS_ROOT_INO, "link", &a), 0);
+		ck_assert_int_eq(fs_read(fs, a.ino, back, sizeof(back), 0),
+				 (ssize_t)sizeof(back));
+		ck_assert_mem_eq(back, data, sizeof(data));
+		ck_assert_int_eq(fs_close(fs), 0);
+		volume_close(v);
+	}
 	cfix_close(&c);
 }
 END_TEST
@@ -606,6 +738,7 @@ static Suite *fsck_suite(void)
 	tcase_add_test(core, test_fsck_clean_keyed);
 	tcase_add_test(core, test_fsck_restore_from_journal);
 	tcase_add_test(core, test_fsck_lost_found);
+	tcase_add_test(core, test_fsck_redo_declined);
 	tcase_add_test(core, test_fsck_key_malformed);
 	tcase_add_test(core, test_fsck_json_document);
 	tcase_add_test(core, test_fsck_problem_table);
