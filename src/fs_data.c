@@ -415,9 +415,12 @@ struct flush_ctx {
 /*
  * A flush for an fsync whose sealed blocks add up to at most this logs
  * them for redo in its batch: the fsync then waits for the WAL's device
- * flush only, not the segment's too (journal.c, "Redo").
+ * flush only, not the segment's too (journal.c, "Redo"). Logged bytes are
+ * copied into the WAL and into a memtable, which they fill and flush: past
+ * a few blocks that costs more than the device flush it saves (SQLite's
+ * rollback journal, ~15 blocks per fsync: 12% slower with 1 MiB).
  */
-#define FLUSH_REDO_MAX (1u << 20)
+#define FLUSH_REDO_MAX (64u << 10)
 /*
  * ...and only with this much room beyond the reserve: logged bytes wait in
  * the WAL for up to 16 MiB of them (journal.c), and RocksDB turns
