@@ -1272,10 +1272,15 @@ int fs_open(struct volume *v, enum fs_open_flags flags, struct fs **out)
 
 		/* Nothing can be written again here: read them from the log. */
 		ret = journal_redo_replay(fs->st, 0, &rs, &fs->redo_pending);
-		if (ret)
-			goto out;
-		fs->nredo_pending = rs.damaged;
-		if (rs.damaged) {
+		if (ret) {
+			/* The mount that looks at a damaged volume still opens. */
+			log_warn("volume '%s': cannot list the blocks pending "
+				 "redo (%s); those a crash kept from their "
+				 "segment read as EIO on this mount",
+				 store_path(fs->st), strerror(-ret));
+			ret = 0;
+		} else if (rs.damaged) {
+			fs->nredo_pending = rs.damaged;
 			qsort(fs->redo_pending, rs.damaged,
 			      sizeof(*fs->redo_pending), redo_cmp);
 			log_notice("volume '%s': %zu block(s) written for an "

@@ -488,14 +488,17 @@ out:
 	return ret;
 }
 
-/* Is a chunk of n sealed blocks small enough to log for redo? */
+/*
+ * Is a chunk of n sealed blocks small enough to log for redo? One block
+ * always is (volumes of blocks larger than FLUSH_REDO_MAX).
+ */
 static bool flush_redo_fits(const struct flush_ctx *c, size_t n)
 {
 	uint64_t bytes = 0;
 
 	for (size_t q = 0; q < n; q++)
 		bytes += c->seal[c->base + q]->slen;
-	return bytes <= FLUSH_REDO_MAX;
+	return n == 1 || bytes <= FLUSH_REDO_MAX;
 }
 
 static void flush_release(struct flush_ctx *c)

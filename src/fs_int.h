@@ -229,10 +229,10 @@ void fs_inode_ref(struct fs *fs, struct fs_inode *i, uint64_t nlookup,
 bool fs_inode_held(struct fs *fs, struct fs_inode *i);
 /* Run fn(arg, i) for i in [0, n) on the pool and this thread; first error. */
 int fs_parallel(struct fs *fs, size_t n, fs_work_fn *fn, void *arg) MUST_CHECK;
-/* Seal a block: *sealed is malloc'd, *csum the XXH3 of its bytes. */
 /* Is the record at loc one of fs->redo_pending (read-only mounts)? */
 bool fs_redo_pending(const struct fs *fs, const struct store_loc *loc,
 		     const uint8_t id[static KEY_ID_BYTES]);
+/* Seal a block: *sealed is malloc'd, *csum the XXH3 of its bytes. */
 int fs_block_seal(struct fs *fs, const uint8_t id[static KEY_ID_BYTES],
 		  const uint8_t *plain, size_t len, uint8_t **sealed,
 		  size_t *slen, uint64_t *csum) MUST_CHECK;
