@@ -154,10 +154,9 @@ void codec_block_id(const struct codec *c, const void *plain, size_t len,
  * / (N(N-1)) is 1/256 for uniform bytes. At most 2^-7.5 means at least 7.5
  * bits of entropy per byte, where an order-0 coder saves less than 1/16:
  * not tried. At most 2^-6 (6 bits) is mostly random: the fast mode first
- * (codec_try_compress). Text
- * and structured records measure 2^-5 and above. Repetition of a high-
- * entropy pattern inside a block escapes this look; dedup still catches
- * whole repeated blocks.
+ * (codec_try_compress). Text and structured records measure 2^-5 and
+ * above. Repetition of a high-entropy pattern inside a block escapes this
+ * look; dedup still catches whole repeated blocks.
  */
 #define CODEC_SAMPLE_MIN 4096	/* smaller blocks: just try zstd */
 /*

@@ -846,36 +846,7 @@ END_TEST
 static void damage_block(struct ffix *f, uint64_t ino, uint64_t idx,
 			 off_t at, uint8_t mask, uint8_t id[32])
 {
-	struct store_iter *it;
-	struct store_loc loc;
-	uint8_t ekey[16], key[33], *val, b;
-	char segpath[4096];
-	size_t klen, vlen;
-	int fd;
-
-	for (int q = 0; q < 8; q++) {
-		ekey[q] = (uint8_t)(ino >> (56 - 8 * q));
-		ekey[8 + q] = (uint8_t)(idx >> (56 - 8 * q));
-	}
-	ck_assert_int_eq(store_iter_new(volume_store(f->v), STORE_CF_EXTENT, &it), 0);
-	store_iter_seek(it, ekey, sizeof(ekey));
-	ck_assert(store_iter_valid(it));
-	ck_assert_mem_eq(store_iter_key(it, &klen), ekey, sizeof(ekey));
-	memcpy(id, store_iter_value(it, &vlen), 32);
-	store_iter_free(it);
-	key[0] = 'L';
-	memcpy(key + 1, id, 32);
-	ck_assert_int_eq(store_get(volume_store(f->v), STORE_CF_LOCAL, key, 33,
-				   (void **)&val, &vlen), 0);
-	ck_assert_int_eq(store_loc_decode(val, vlen, &loc), 0);
-	free(val);
-	snprintf(segpath, sizeof(segpath), "%s/seg/%08u", f->dir, loc.seg);
-	fd = open(segpath, O_RDWR);
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(pread(fd, &b, 1, (off_t)loc.off + at), 1);
-	b ^= mask;
-	ck_assert_int_eq(pwrite(fd, &b, 1, (off_t)loc.off + at), 1);
-	close(fd);
+	tu_damage_block(volume_store(f->v), f->dir, ino, idx, at, mask, id);
 }
 
 /*

@@ -304,14 +304,10 @@ END_TEST
  */
 static void crash_after_fsync(const char *dir, uint8_t data[4096])
 {
-	struct store_loc loc;
 	struct store *st;
-	uint8_t ekey[16], lkey[33], *val;
-	char seg[4096];
-	size_t vlen;
+	uint8_t id[32];
 	pid_t pid;
-	int status, fd;
-	uint8_t b;
+	int status;
 
 	for (size_t q = 0; q < 4096; q++)
 		data[q] = (uint8_t)(q * 7 + 3);
@@ -334,26 +330,9 @@ static void crash_after_fsync(const char *dir, uint8_t data[4096])
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	/* "big" is ino 3 (make_volume): its block 0's record. */
-	memset(ekey, 0, sizeof(ekey));
-	put_be64(ekey, 3);
 	ck_assert_int_eq(store_open(dir, STORE_RDONLY, &st), 0);
-	ck_assert_int_eq(store_get(st, STORE_CF_EXTENT, ekey, sizeof(ekey),
-				   (void **)&val, &vlen), 0);
-	lkey[0] = 'L';
-	memcpy(lkey + 1, val, 32);
-	free(val);
-	ck_assert_int_eq(store_get(st, STORE_CF_LOCAL, lkey, sizeof(lkey),
-				   (void **)&val, &vlen), 0);
-	ck_assert_int_eq(store_loc_decode(val, vlen, &loc), 0);
-	free(val);
+	tu_damage_block(st, dir, 3, 0, 60, 0x5a, id);
 	store_close(st);
-	snprintf(seg, sizeof(seg), "%s/seg/%08u", dir, loc.seg);
-	fd = open(seg, O_RDWR);
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(pread(fd, &b, 1, (off_t)loc.off + 60), 1);
-	b ^= 0x5a;
-	ck_assert_int_eq(pwrite(fd, &b, 1, (off_t)loc.off + 60), 1);
-	close(fd);
 }
 
 static size_t redo_damaged(const char *dir)

@@ -12,6 +12,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "compat.h"
+#include "store.h"
+
 char *tu_tmpdir(void)
 {
 	const char *base = getenv("TMPDIR");
@@ -91,4 +94,35 @@ int tu_grep_tree(const char *dir, const void *needle, size_t len)
 	tu_needle = needle;
 	tu_needle_len = len;
 	return nftw(dir, tu_grep_one, 16, FTW_PHYS) == 1;
+}
+
+void tu_damage_block(struct store *st, const char *dir, uint64_t ino,
+		     uint64_t idx, off_t at, uint8_t mask, uint8_t id[32])
+{
+	struct store_loc loc;
+	uint8_t ekey[16], lkey[33], *val, b;
+	char seg[4096];
+	size_t vlen;
+	int fd;
+
+	put_be64(ekey, ino);
+	put_be64(ekey + 8, idx);
+	ck_assert_int_eq(store_get(st, STORE_CF_EXTENT, ekey, sizeof(ekey),
+				   (void **)&val, &vlen), 0);
+	ck_assert_uint_ge(vlen, 32);
+	memcpy(id, val, 32);
+	free(val);
+	lkey[0] = 'L';
+	memcpy(lkey + 1, id, 32);
+	ck_assert_int_eq(store_get(st, STORE_CF_LOCAL, lkey, sizeof(lkey),
+				   (void **)&val, &vlen), 0);
+	ck_assert_int_eq(store_loc_decode(val, vlen, &loc), 0);
+	free(val);
+	snprintf(seg, sizeof(seg), "%s/seg/%08u", dir, loc.seg);
+	fd = open(seg, O_RDWR);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pread(fd, &b, 1, (off_t)loc.off + at), 1);
+	b ^= mask;
+	ck_assert_int_eq(pwrite(fd, &b, 1, (off_t)loc.off + at), 1);
+	close(fd);
 }
