@@ -16,7 +16,7 @@ build=${BUILD_DIR:-$top/_build}
 packages=(
 	build-essential autoconf automake autoconf-archive pkg-config
 	libfuse3-dev fuse3 libsodium-dev librocksdb-dev libxxhash-dev
-	libzstd-dev check
+	libzstd-dev libssl-dev check
 	python3 sqlite3 git rsync attr acl fio tar xz-utils util-linux
 	procps psmisc
 )

@@ -1,6 +1,6 @@
 noinst_LIBRARIES += %D%/libembassy.a
 %C%_libembassy_a_CFLAGS = $(AM_CFLAGS) $(SODIUM_CFLAGS) $(ROCKSDB_CFLAGS) \
-	$(ZSTD_CFLAGS) $(XXHASH_CFLAGS)
+	$(ZSTD_CFLAGS) $(XXHASH_CFLAGS) $(CRYPTO_CFLAGS)
 %C%_libembassy_a_SOURCES = \
 	%D%/compat.h \
 	%D%/log.c %D%/log.h \

@@ -11,6 +11,7 @@
 
 #include <check.h>
 #include <errno.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -644,6 +645,68 @@ START_TEST(test_key_open_tampered)
 }
 END_TEST
 
+/*
+ * Whichever library key_seal uses, its bytes are FORMAT.md's: libsodium's
+ * XChaCha20-Poly1305-IETF under the sub-key crypto_kdf derives, both ways,
+ * at sizes around the cipher's 64-byte block and a whole block's 64 KiB.
+ */
+START_TEST(test_key_seal_matches_format)
+{
+	static const size_t sizes[] = {0, 1, 63, 64, 65, 4096, 16384, 65536};
+	static const uint8_t ad[40] = {7};
+	uint8_t master[KEY_BYTES], sub[KEY_BYTES];
+	uint8_t *pt, *ct, *out;
+	struct key *k;
+
+	memset(master, 28, sizeof(master));
+	ck_assert_int_eq(key_new_master(master, &k), 0);
+	ck_assert_int_eq(crypto_kdf_derive_from_key(sub, sizeof(sub),
+						    KEY_SUB_BLOCK, "embfs-v1",
+						    master),
+			 0);
+	pt = malloc(65536);
+	ct = malloc(65536 + KEY_SEAL_OVERHEAD);
+	out = malloc(65536);
+	ck_assert(pt && ct && out);
+	tk_fill(pt, 65536, 12);
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		size_t n = sizes[i];
+
+		key_seal(k, KEY_SUB_BLOCK, ad, sizeof(ad), pt, n, ct);
+		memset(out, 0xa5, 65536);
+		ck_assert_int_eq(crypto_aead_xchacha20poly1305_ietf_decrypt(
+				     out, NULL, NULL, ct + KEY_NONCE_BYTES,
+				     n + KEY_TAG_BYTES, ad, sizeof(ad), ct, sub),
+				 0);
+		ck_assert(n == 0 || memcmp(out, pt, n) == 0);
+
+		randombytes_buf(ct, KEY_NONCE_BYTES);
+		(void)crypto_aead_xchacha20poly1305_ietf_encrypt(
+		    ct + KEY_NONCE_BYTES, NULL, pt, n, ad, sizeof(ad), NULL,
+		    ct, sub);
+		memset(out, 0xa5, 65536);
+		ck_assert_int_eq(key_open(k, KEY_SUB_BLOCK, ad, sizeof(ad), ct,
+					  n + KEY_SEAL_OVERHEAD, out),
+				 0);
+		ck_assert(n == 0 || memcmp(out, pt, n) == 0);
+
+		/* A bad tag leaves no unauthenticated plaintext behind. */
+		ct[KEY_NONCE_BYTES + n] ^= 1;
+		memset(out, 0xa5, 65536);
+		ck_assert_int_eq(key_open(k, KEY_SUB_BLOCK, ad, sizeof(ad), ct,
+					  n + KEY_SEAL_OVERHEAD, out),
+				 -EUCLEAN);
+		for (size_t j = 0; j < n; j++)
+			ck_assert(out[j] == 0 || out[j] == 0xa5);
+	}
+	sodium_memzero(sub, sizeof(sub));
+	free(pt);
+	free(ct);
+	free(out);
+	key_free(k);
+}
+END_TEST
+
 START_TEST(test_key_open_short)
 {
 	struct key *k = tk_key(27);
@@ -799,6 +862,7 @@ Suite *key_suite(void)
 	tcase_add_test(tc, test_key_slot_malformed);
 	tcase_add_test(tc, test_key_keyfile_short);
 	tcase_add_test(tc, test_key_open_tampered);
+	tcase_add_test(tc, test_key_seal_matches_format);
 	tcase_add_test(tc, test_key_open_short);
 	tcase_add_test(tc, test_key_open_wrong_ad);
 	tcase_add_test(tc, test_key_open_wrong_sub);
