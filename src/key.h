@@ -114,6 +114,14 @@ void key_seal(const struct key *k, enum key_sub sub, const void *ad,
 int key_open(const struct key *k, enum key_sub sub, const void *ad, size_t adlen,
 	     const uint8_t *ct, size_t ctlen, uint8_t *out) MUST_CHECK;
 
+/*
+ * Values of at least KEY_BULK_MIN bytes are sealed and opened through
+ * OpenSSL's libcrypto when the build has it (same bytes as libsodium's);
+ * key_bulk_libcrypto() says whether this thread does so.
+ */
+#define KEY_BULK_MIN 1024
+bool key_bulk_libcrypto(void);
+
 /* MAC of (ad, m) under KEY_SUB_MAC. */
 void key_mac(const struct key *k, const void *ad, size_t adlen, const void *m,
 	     size_t mlen, uint8_t tag[static KEY_MAC_BYTES]);

@@ -11,6 +11,7 @@
 
 #include <check.h>
 #include <errno.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -648,61 +649,112 @@ END_TEST
 /*
  * Whichever library key_seal uses, its bytes are FORMAT.md's: libsodium's
  * XChaCha20-Poly1305-IETF under the sub-key crypto_kdf derives, both ways,
- * at sizes around the cipher's 64-byte block and a whole block's 64 KiB.
+ * on both sides of KEY_BULK_MIN and up to the largest block (1 MiB).
  */
-START_TEST(test_key_seal_matches_format)
-{
-	static const size_t sizes[] = {0, 1, 63, 64, 65, 4096, 16384, 65536};
-	static const uint8_t ad[40] = {7};
-	uint8_t master[KEY_BYTES], sub[KEY_BYTES];
-	uint8_t *pt, *ct, *out;
+#define TK_FMT_MAX (1u << 20)
+
+struct tk_fmt {
 	struct key *k;
+	uint8_t sub[KEY_BYTES];
+	int failures;
+};
 
-	memset(master, 28, sizeof(master));
-	ck_assert_int_eq(key_new_master(master, &k), 0);
-	ck_assert_int_eq(crypto_kdf_derive_from_key(sub, sizeof(sub),
-						    KEY_SUB_BLOCK, "embfs-v1",
-						    master),
-			 0);
-	pt = malloc(65536);
-	ct = malloc(65536 + KEY_SEAL_OVERHEAD);
-	out = malloc(65536);
-	ck_assert(pt && ct && out);
-	tk_fill(pt, 65536, 12);
-	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
-		size_t n = sizes[i];
+static int tk_fmt_one(struct tk_fmt *x, const uint8_t *pt, size_t n,
+		      uint8_t *ct, uint8_t *out)
+{
+	static const uint8_t ad[40] = {7};
 
-		key_seal(k, KEY_SUB_BLOCK, ad, sizeof(ad), pt, n, ct);
-		memset(out, 0xa5, 65536);
-		ck_assert_int_eq(crypto_aead_xchacha20poly1305_ietf_decrypt(
-				     out, NULL, NULL, ct + KEY_NONCE_BYTES,
-				     n + KEY_TAG_BYTES, ad, sizeof(ad), ct, sub),
-				 0);
-		ck_assert(n == 0 || memcmp(out, pt, n) == 0);
+	key_seal(x->k, KEY_SUB_BLOCK, ad, sizeof(ad), pt, n, ct);
+	memset(out, 0xa5, n);
+	if (crypto_aead_xchacha20poly1305_ietf_decrypt(
+		out, NULL, NULL, ct + KEY_NONCE_BYTES, n + KEY_TAG_BYTES, ad,
+		sizeof(ad), ct, x->sub) != 0 ||
+	    (n && memcmp(out, pt, n)))
+		return 1;
 
-		randombytes_buf(ct, KEY_NONCE_BYTES);
-		(void)crypto_aead_xchacha20poly1305_ietf_encrypt(
-		    ct + KEY_NONCE_BYTES, NULL, pt, n, ad, sizeof(ad), NULL,
-		    ct, sub);
-		memset(out, 0xa5, 65536);
-		ck_assert_int_eq(key_open(k, KEY_SUB_BLOCK, ad, sizeof(ad), ct,
-					  n + KEY_SEAL_OVERHEAD, out),
-				 0);
-		ck_assert(n == 0 || memcmp(out, pt, n) == 0);
+	randombytes_buf(ct, KEY_NONCE_BYTES);
+	(void)crypto_aead_xchacha20poly1305_ietf_encrypt(
+	    ct + KEY_NONCE_BYTES, NULL, pt, n, ad, sizeof(ad), NULL, ct, x->sub);
+	memset(out, 0xa5, n);
+	if (key_open(x->k, KEY_SUB_BLOCK, ad, sizeof(ad), ct,
+		     n + KEY_SEAL_OVERHEAD, out) != 0 ||
+	    (n && memcmp(out, pt, n)))
+		return 2;
 
-		/* A bad tag leaves no unauthenticated plaintext behind. */
-		ct[KEY_NONCE_BYTES + n] ^= 1;
-		memset(out, 0xa5, 65536);
-		ck_assert_int_eq(key_open(k, KEY_SUB_BLOCK, ad, sizeof(ad), ct,
-					  n + KEY_SEAL_OVERHEAD, out),
-				 -EUCLEAN);
-		for (size_t j = 0; j < n; j++)
-			ck_assert(out[j] == 0 || out[j] == 0xa5);
+	/* A bad tag leaves no unauthenticated plaintext behind. */
+	ct[KEY_NONCE_BYTES + n] ^= 1;
+	memset(out, 0xa5, n);
+	if (key_open(x->k, KEY_SUB_BLOCK, ad, sizeof(ad), ct,
+		     n + KEY_SEAL_OVERHEAD, out) != -EUCLEAN)
+		return 3;
+	for (size_t j = 0; j < n; j++)
+		if (out[j] != 0 && out[j] != 0xa5)
+			return 4;
+	return 0;
+}
+
+static const size_t tk_fmt_sizes[] = {
+    0, 1, 63, 64, 65, KEY_BULK_MIN - 1, KEY_BULK_MIN, KEY_BULK_MIN + 1,
+    4096, 16384, 65536, 65537, TK_FMT_MAX,
+};
+
+static void *tk_fmt_thread(void *arg)
+{
+	struct tk_fmt *x = arg;
+	uint8_t *pt = malloc(TK_FMT_MAX);
+	uint8_t *ct = malloc(TK_FMT_MAX + KEY_SEAL_OVERHEAD);
+	uint8_t *out = malloc(TK_FMT_MAX);
+
+	if (!pt || !ct || !out) {
+		x->failures = -1;
+		goto out;
 	}
-	sodium_memzero(sub, sizeof(sub));
+	tk_fill(pt, TK_FMT_MAX, 12);
+	for (int round = 0; round < 3; round++)
+		for (size_t i = 0; i < ARRAY_SIZE(tk_fmt_sizes); i++)
+			if (tk_fmt_one(x, pt, tk_fmt_sizes[i], ct, out))
+				x->failures++;
+out:
 	free(pt);
 	free(ct);
 	free(out);
+	return NULL;
+}
+
+START_TEST(test_key_seal_matches_format)
+{
+	struct tk_fmt x[4];
+	pthread_t th[ARRAY_SIZE(x)];
+	uint8_t master[KEY_BYTES];
+	struct key *k;
+
+#ifdef HAVE_OPENSSL
+	ck_assert(key_bulk_libcrypto());
+#else
+	ck_assert(!key_bulk_libcrypto());
+#endif
+	memset(master, 28, sizeof(master));
+	ck_assert_int_eq(key_new_master(master, &k), 0);
+	for (size_t t = 0; t < ARRAY_SIZE(x); t++) {
+		x[t].k = k;
+		x[t].failures = 0;
+		ck_assert_int_eq(crypto_kdf_derive_from_key(
+				     x[t].sub, sizeof(x[t].sub), KEY_SUB_BLOCK,
+				     "embfs-v1", master),
+				 0);
+	}
+	/* Once on this thread, then on four at once. */
+	tk_fmt_thread(&x[0]);
+	ck_assert_int_eq(x[0].failures, 0);
+	for (size_t t = 0; t < ARRAY_SIZE(x); t++)
+		ck_assert_int_eq(pthread_create(&th[t], NULL, tk_fmt_thread,
+						&x[t]),
+				 0);
+	for (size_t t = 0; t < ARRAY_SIZE(x); t++) {
+		ck_assert_int_eq(pthread_join(th[t], NULL), 0);
+		ck_assert_int_eq(x[t].failures, 0);
+		sodium_memzero(x[t].sub, sizeof(x[t].sub));
+	}
 	key_free(k);
 }
 END_TEST
