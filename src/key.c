@@ -400,12 +400,6 @@ int key_slot_open_keyfile(const uint8_t slot[static KEY_SLOT_BYTES],
 
 #ifdef HAVE_OPENSSL
 /*
- * Below KEY_BULK_MIN bytes libcrypto's per-call set-up costs more than its
- * faster loop saves: on this class of CPU, with a context kept per thread,
- * 64 bytes take 0.5-0.8 us against libsodium's 0.4-0.5, the two break even
- * near 768 bytes, and 2 KiB take 1.0-1.2 us against 1.7-2.0.
- */
-/*
  * The cipher is fetched once and each thread keeps one context bound to
  * it: OpenSSL 3 looks a cipher up under a global lock, and the pool's
  * threads fetching it for every block ran 5% slower than libsodium alone
