@@ -1043,12 +1043,14 @@ double fsck_cpu(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static double fsck_epoch;
+
 double fsck_now(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 - fsck_epoch;
 }
 
 /*
@@ -1211,6 +1213,8 @@ int fsck_run(struct fsck *f)
 	double t0, c0;
 	int ret;
 
+	if (fsck_epoch == 0)
+		fsck_epoch = fsck_now();
 	if (f->o.json) {
 		fputs("{\"program\":\"fsck.embassyfs\",\"version\":", f->out);
 		json_str(f->out, f->o.version ? f->o.version : "");
@@ -1241,8 +1245,9 @@ int fsck_run(struct fsck *f)
 	t0 = fsck_now();
 	c0 = fsck_cpu();
 	ret = fsck_pass0(f);
-	log_dbg(LOG_DBG_FSCK, "pass 0: %.3f s (this thread's CPU %.3f s)",
-		fsck_now() - t0, fsck_cpu() - c0);
+	log_dbg(LOG_DBG_FSCK,
+		"pass 0: %.3f s, until %.3f s (this thread's CPU %.3f s)",
+		fsck_now() - t0, fsck_now(), fsck_cpu() - c0);
 	for (size_t q = 0; q < ARRAY_SIZE(fsck_passes) && !ret; q++) {
 		const struct fsck_pass_desc *p = &fsck_passes[q];
 
@@ -1254,8 +1259,10 @@ int fsck_run(struct fsck *f)
 		t0 = fsck_now();
 		c0 = fsck_cpu();
 		ret = p->fn(f);
-		log_dbg(LOG_DBG_FSCK, "pass %u: %.3f s (this thread's CPU %.3f s)",
-			p->nr, fsck_now() - t0, fsck_cpu() - c0);
+		log_dbg(LOG_DBG_FSCK,
+			"pass %u: %.3f s, until %.3f s (this thread's CPU "
+			"%.3f s)",
+			p->nr, fsck_now() - t0, fsck_now(), fsck_cpu() - c0);
 		if (ret == -ECANCELED)
 			ret = 0;
 		if (ret)

@@ -827,8 +827,9 @@ static void *scan_main(void *arg)
 			ret = iret;
 	}
 	free(segs);
-	log_dbg(LOG_DBG_FSCK, "segment scan: %.3f s (this thread's CPU %.3f s)",
-		fsck_now() - t0, fsck_cpu());
+	log_dbg(LOG_DBG_FSCK,
+		"segment scan: %.3f s from %.3f s (this thread's CPU %.3f s)",
+		fsck_now() - t0, t0, fsck_cpu());
 	p->scan_err = ret;
 	atomic_store(&p->shown_bytes, p->bytes_read);
 	return NULL;
