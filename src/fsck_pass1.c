@@ -663,7 +663,10 @@ static int scan_match(struct fsck_p1 *p, const struct p1_fact *r,
 	struct fsck_blk *b = fsck_blk_find(&f->blocks, r->id);
 
 	if (b && (b->flags & FSCK_BLK_IN_L) && b->seg == r->seg &&
-	    b->offu == r->offu && !(b->flags & FSCK_BLK_SEEN)) {
+	    b->offu == r->offu) {
+		/* The located record met twice is not a second copy. */
+		if (b->flags & FSCK_BLK_SEEN)
+			return 0;
 		b->flags |= FSCK_BLK_SEEN;
 		if (!r->ok || r->len != b->len) {
 			b->flags |= FSCK_BLK_REC_BAD;
@@ -1243,6 +1246,18 @@ static int judge_garbage(struct fsck *f, struct fsck_p1 *p)
 		b = fsck_blk_find(&f->blocks, x->id);
 		if (b && (b->flags & FSCK_BLK_COLLIDE))
 			continue;
+		/*
+		 * Never the record a location names, whatever the scan made
+		 * of it: judge_loc has judged that one.
+		 */
+		if (b && (b->flags & FSCK_BLK_IN_L) && b->seg == x->seg &&
+		    b->offu == x->offu) {
+			log_dbg(LOG_DBG_FSCK,
+				"pass 1: the located record at segment %" PRIu32
+				" unit %" PRIu32 " was not matched by the scan",
+				x->seg, x->offu);
+			continue;
+		}
 		if (b && blk_needed(b) && !(b->flags & FSCK_BLK_REC_OK) &&
 		    x->ok) {
 			/* The copy an extent needs and no value names yet. */
