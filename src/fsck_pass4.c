@@ -84,6 +84,8 @@ struct jrange {
 	uint8_t cf;
 };
 
+#define P4_AHEAD 8 /* replayed writes in flight to the key table */
+
 struct p4 {
 	struct fsck *f;
 	uint8_t secret[XXH3_SECRET_DEFAULT_SIZE];
@@ -107,6 +109,14 @@ struct p4 {
 	const char *why;
 	struct jkey *keys;
 	size_t kcap, kn;
+	/*
+	 * Replayed writes wait here a few operations before they reach the
+	 * table, their slot prefetched meanwhile: the table is larger than
+	 * the caches and each write would otherwise stall on its miss.
+	 */
+	struct jkey pend[P4_AHEAD];
+	unsigned npend, pend_head;
+	int pend_err;
 	struct jrange *ranges;
 	size_t nranges, capranges;
 	uint32_t *rhead; /* open addressing: (ino, cf) -> range list */
@@ -337,34 +347,66 @@ struct replay_arg {
 	int err;
 };
 
+/* The oldest replayed write into the key table: 0 or -ENOMEM. */
+static int pend_apply_one(struct p4 *p)
+{
+	const struct jkey *w = &p->pend[p->pend_head];
+	struct jkey *e = keys_find(p, w->kdig, true);
+
+	p->pend_head = (p->pend_head + 1) % P4_AHEAD;
+	p->npend--;
+	if (!e)
+		return -ENOMEM;
+	memcpy(e->vdig, w->vdig, sizeof(e->vdig));
+	e->seq = w->seq;
+	e->ino = w->ino;
+	e->idx = w->idx;
+	return 0;
+}
+
+/* Every replayed write into the table, in order: 0 or -ENOMEM. */
+static int pend_drain(struct p4 *p)
+{
+	while (p->npend)
+		if (pend_apply_one(p))
+			p->pend_err = -ENOMEM;
+	return p->pend_err;
+}
+
 static int replay_op(void *arg, enum journal_op_type type, enum store_cf cf,
 		     const uint8_t *key, size_t klen, const uint8_t *val,
 		     size_t vlen)
 {
 	struct replay_arg *a = arg;
 	struct p4 *p = a->p;
-	uint8_t kd[16];
-	struct jkey *e;
+	struct jkey *w;
 
 	if (type == JOURNAL_OP_BLOCK)
 		return 0;
 	if (type == JOURNAL_OP_DEL_RANGE) {
-		a->err = range_add(p, cf, key, klen, val, vlen, a->seq);
+		a->err = pend_drain(p);
+		if (a->err == 0)
+			a->err = range_add(p, cf, key, klen, val, vlen, a->seq);
 		return a->err;
 	}
-	key_digest(p, cf, key, klen, kd);
-	e = keys_find(p, kd, true);
-	if (!e) {
-		a->err = -ENOMEM;
+	if (p->npend == P4_AHEAD && pend_apply_one(p))
+		p->pend_err = -ENOMEM;
+	if (p->pend_err) {
+		a->err = p->pend_err;
 		return a->err;
 	}
-	e->seq = (a->seq & SEQ_MASK) | ((uint64_t)cf << SEQ_CF_SHIFT);
-	key_parts(cf, key, klen, &e->ino, &e->idx);
+	w = &p->pend[(p->pend_head + p->npend++) % P4_AHEAD];
+	key_digest(p, cf, key, klen, w->kdig);
+	if (p->kcap)
+		__builtin_prefetch(
+		    &p->keys[get_be64(w->kdig) & (p->kcap - 1)], 1);
+	w->seq = (a->seq & SEQ_MASK) | ((uint64_t)cf << SEQ_CF_SHIFT);
+	key_parts(cf, key, klen, &w->ino, &w->idx);
 	if (type == JOURNAL_OP_DEL) {
-		e->seq |= SEQ_DEL;
-		memset(e->vdig, 0, sizeof(e->vdig));
+		w->seq |= SEQ_DEL;
+		memset(w->vdig, 0, sizeof(w->vdig));
 	} else {
-		val_digest(p, val, vlen, e->vdig);
+		val_digest(p, val, vlen, w->vdig);
 	}
 	return 0;
 }
@@ -855,6 +897,8 @@ static int check_chain(struct p4 *p)
 	if (p->nmoves == 0 && hasher_init(&hs) == 0)
 		c.hs = &hs;
 	ret = fsck_cf_walk(p->f, STORE_CF_JOURNAL, NULL, 0, chain_fn, &c);
+	if (pend_drain(p) && ret == 0)
+		ret = -ENOMEM;
 	/* What was read is judged even if the walk stopped on an error. */
 	if (c.hs && ret != -ECANCELED) {
 		hasher_swap(p, &hs);	/* the last batch... */
