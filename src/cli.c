@@ -468,10 +468,19 @@ int cli_volume_probe(const char *store)
 			store);
 		break;
 	case EPROTONOSUPPORT:
-		log_err("'%s' has volume format %u, which %s %s cannot read "
-			"(it knows format %d); use a newer embassyfs",
-			store, format, PACKAGE_NAME, PACKAGE_VERSION,
-			VOLUME_FORMAT);
+		if (format < VOLUME_FORMAT)
+			log_err("'%s' has volume format %u, written by an "
+				"earlier development version; %s %s reads "
+				"format %d only: copy the files out with the "
+				"version that made it, into a new volume",
+				store, format, PACKAGE_NAME, PACKAGE_VERSION,
+				VOLUME_FORMAT);
+		else
+			log_err("'%s' has volume format %u, which %s %s cannot "
+				"read (it knows format %d); use a newer "
+				"embassyfs",
+				store, format, PACKAGE_NAME, PACKAGE_VERSION,
+				VOLUME_FORMAT);
 		break;
 	default:
 		log_err("cannot read '%s': %s", store, cli_strerror(ret));

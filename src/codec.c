@@ -22,7 +22,6 @@
 #include <pthread.h>
 #include <sodium.h>
 #include <stdlib.h>
-#include <xxhash.h>
 #include <zstd.h>
 
 #include "log.h"
@@ -347,9 +346,4 @@ int codec_open(struct codec *c, const uint8_t id[static KEY_ID_BYTES],
 out:
 	codec_ctx_put(c, x);
 	return ret;
-}
-
-uint64_t codec_checksum(const void *data, size_t len)
-{
-	return XXH3_64bits(data, len);
 }

@@ -3,7 +3,7 @@
 /*
  * codec.h - plaintext block <-> (keyed id, sealed bytes), and back
  *
- * Sealing a block: id = keyed BLAKE2b-256(plaintext); the payload is the
+ * Sealing a block: id = HMAC-SHA-256(plaintext); the payload is the
  * zstd-compressed plaintext when that is smaller by at least 1/16, the
  * plaintext otherwise; the sealed bytes are
  *
@@ -11,9 +11,9 @@
  *     hdr = flags u8 (CODEC_F_ZSTD) || plain_len u32 be
  *
  * with the block id as associated data, so a block cannot be moved under
- * another id. codec_checksum() is the non-secret XXH3-64 that a keyless
- * verifier uses to find bit rot. A struct codec is thread-safe: it keeps a
- * small pool of zstd contexts behind a mutex.
+ * another id. (The non-secret checksum that a keyless verifier uses to
+ * find bit rot is the segment record's, store_rec_sum().) A struct codec
+ * is thread-safe: it keeps a small pool of zstd contexts behind a mutex.
  */
 #ifndef EMBASSYFS_CODEC_H
 #define EMBASSYFS_CODEC_H
@@ -62,8 +62,5 @@ int codec_seal(struct codec *c, const uint8_t id[static KEY_ID_BYTES],
 int codec_open(struct codec *c, const uint8_t id[static KEY_ID_BYTES],
 	       const uint8_t *sealed, size_t sealedlen, uint8_t *out, size_t cap,
 	       size_t *plainlen) MUST_CHECK;
-
-/* XXH3-64 of data: the keyless checksum. */
-uint64_t codec_checksum(const void *data, size_t len);
 
 #endif

@@ -9,7 +9,7 @@
  *         || seal(VALUE, ad = "inode" || key || first 8 bytes,
  *                 mode uid gid 0 u32, size rdev generation nextents u64,
  *                 atime mtime ctime btime (u64 s, u32 ns), symlink target)
- * block   key id[32] -> u32 refcount u32 sealed length u64 XXH3(sealed)
+ * block   key id[32] -> u32 refcount u32 sealed length u64 XXH3(id||sealed)
  *         || MAC("block" || key, those 16 bytes)
  * orphan  key ino u64 -> MAC("orphan" || key, "")
  * xattr   key ino u64 || name hash[16] -> u8 version(1)
@@ -780,7 +780,7 @@ int fs_block_seal(struct fs *fs, const uint8_t id[static KEY_ID_BYTES],
 		*sealed = NULL;
 		return ret;
 	}
-	*csum = codec_checksum(*sealed, *slen);
+	*csum = store_rec_sum(id, *sealed, *slen);
 	return 0;
 }
 
@@ -795,7 +795,10 @@ int fs_block_append(struct fs *fs, struct fs_ref *r, const uint8_t *plain,
 	ret = fs_block_seal(fs, r->id, plain, len, &sealed, &slen, &csum);
 	if (ret)
 		return ret;
-	ret = store_seg_append(fs->st, r->id, sealed, slen, &r->loc);
+	ret = store_seg_append_batch(fs->st, 1, (const uint8_t *const[]){r->id},
+				     (const void *const[]){sealed},
+				     (const size_t[]){slen},
+				     (const uint64_t[]){csum}, &r->loc);
 	if (ret == 0) {
 		r->csum = csum;
 		r->appended = true;

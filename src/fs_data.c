@@ -454,14 +454,16 @@ static int flush_append(struct fs *fs, struct flush_ctx *c, size_t n,
 	const uint8_t **ids;
 	const void **sealed;
 	size_t *lens;
+	uint64_t *sums;
 	struct store_loc *locs;
 	int ret = -ENOMEM;
 
 	ids = malloc(n * sizeof(*ids));
 	sealed = malloc(n * sizeof(*sealed));
 	lens = malloc(n * sizeof(*lens));
+	sums = malloc(n * sizeof(*sums));
 	locs = malloc(n * sizeof(*locs));
-	if (!ids || !sealed || !lens || !locs)
+	if (!ids || !sealed || !lens || !sums || !locs)
 		goto out;
 	for (size_t q = 0; q < n; q++) {
 		struct flush_blk *b = c->seal[c->base + q];
@@ -469,9 +471,12 @@ static int flush_append(struct fs *fs, struct flush_ctx *c, size_t n,
 		ids[q] = b->id;
 		sealed[q] = b->sealed;
 		lens[q] = b->slen;
+		sums[q] = b->ref->csum;
 	}
-	ret = redo ? store_seg_append_redo(fs->st, n, ids, sealed, lens, locs)
-		   : store_seg_append_batch(fs->st, n, ids, sealed, lens, locs);
+	ret = redo ? store_seg_append_redo(fs->st, n, ids, sealed, lens, sums,
+					   locs)
+		   : store_seg_append_batch(fs->st, n, ids, sealed, lens, sums,
+					    locs);
 	if (ret == 0)
 		for (size_t q = 0; q < n; q++) {
 			struct flush_blk *b = c->seal[c->base + q];
@@ -484,6 +489,7 @@ out:
 	free(ids);
 	free(sealed);
 	free(lens);
+	free(sums);
 	free(locs);
 	return ret;
 }

@@ -184,7 +184,7 @@ struct fs_ref {
 	bool used;
 	bool appended;		/* we wrote a copy to a segment */
 	struct store_loc loc;	/* of that copy */
-	uint64_t csum;		/* XXH3 of the sealed bytes of that copy */
+	uint64_t csum;		/* store_rec_sum of that copy's record */
 	const void *redo;	/* sealed bytes of that copy, to log for redo */
 	const uint8_t *plain;	/* for a late append under the lock */
 	size_t plainlen;
@@ -232,7 +232,7 @@ int fs_parallel(struct fs *fs, size_t n, fs_work_fn *fn, void *arg) MUST_CHECK;
 /* Is the record at loc one of fs->redo_pending (read-only mounts)? */
 bool fs_redo_pending(const struct fs *fs, const struct store_loc *loc,
 		     const uint8_t id[static KEY_ID_BYTES]);
-/* Seal a block: *sealed is malloc'd, *csum the XXH3 of its bytes. */
+/* Seal a block: *sealed is malloc'd, *csum its record's store_rec_sum. */
 int fs_block_seal(struct fs *fs, const uint8_t id[static KEY_ID_BYTES],
 		  const uint8_t *plain, size_t len, uint8_t **sealed,
 		  size_t *slen, uint64_t *csum) MUST_CHECK;

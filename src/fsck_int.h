@@ -123,7 +123,7 @@ struct fsck_blk {
 	uint32_t rc;   /* block value: reference count */
 	uint32_t refs; /* extents counted */
 	uint32_t flags;
-	uint64_t csum; /* block value: XXH3 of the sealed bytes */
+	uint64_t csum; /* block value: XXH3 of id || sealed bytes */
 };
 
 struct fsck_blkmap {

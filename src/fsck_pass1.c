@@ -61,7 +61,7 @@ struct p1_extra {
 	uint32_t offu;
 	uint32_t len;
 	uint32_t units;
-	uint64_t sum; /* XXH3 of the sealed bytes */
+	uint64_t sum; /* the record's checksum (store_rec_sum) */
 	uint8_t id[KEY_ID_BYTES];
 	bool ok;   /* its checksum holds */
 	bool used; /* became a block's location */
@@ -735,7 +735,7 @@ static int scan_fn(void *arg, const struct store_seg_rec *r)
 	}
 	p->rec_bytes += r->len;
 	memcpy(fact.id, r->id, KEY_ID_BYTES);
-	fact.sum = r->sealed_sum;
+	fact.sum = r->rec_sum;
 	fact.seg = r->seg;
 	fact.offu = (uint32_t)(r->off / STORE_SEG_ALIGN);
 	fact.len = r->len;
@@ -964,7 +964,7 @@ static int recheck_located(struct fsck *f, struct fsck_p1 *p, const uint8_t *id,
 		b->flags |= FSCK_BLK_REC_OK | FSCK_BLK_SEEN;
 		if ((b->flags & FSCK_BLK_IN_CF) &&
 		    !(b->flags & FSCK_BLK_CF_BAD) &&
-		    b->csum != codec_checksum(buf, b->len))
+		    b->csum != store_rec_sum(id, buf, b->len))
 			b->flags |= FSCK_BLK_VAL_DIFF;
 		if (fsck_keyed(f)) {
 			uint8_t *plain = malloc(VOLUME_MAX_BLOCK);

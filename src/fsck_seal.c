@@ -192,7 +192,7 @@ int fsck_block_rewrite(struct fsck *f, const uint8_t *id, struct fsck_blk *b)
 		return -ENOMEM;
 	ret = store_seg_read(f->st, &loc, id, buf);
 	if (ret == 0)
-		b->csum = codec_checksum(buf, b->len);
+		b->csum = store_rec_sum(id, buf, b->len);
 	free(buf);
 	if (ret)
 		return 0;

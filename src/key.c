@@ -24,7 +24,11 @@
  * and key_open compute HChaCha20 with libsodium and hand the ChaCha20-Poly1305
  * to libcrypto, whose vectorised code is twice as fast per byte on this
  * class of CPU (doc/DESIGN.md); the bytes are the same either way, so a
- * volume written by one build is read by the other. Everything else stays
+ * volume written by one build is read by the other. Block ids are
+ * HMAC-SHA-256, computed by libcrypto too when it is there (with the CPU's
+ * SHA extensions it hashes 1.7 times as fast as libsodium's keyed BLAKE2b,
+ * which is what the ids were before format 2), else by libsodium's
+ * portable HMAC-SHA-256 (a fifth of that speed). Everything else stays
  * with libsodium.
  */
 #include "key.h"
@@ -33,10 +37,14 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sodium.h>
 #ifdef HAVE_OPENSSL
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/params.h>
 #endif
 
 #include "log.h"
@@ -99,7 +107,10 @@ struct key {
 	uint8_t sub[KEY_SUB_COUNT][KEY_BYTES]; /* sub[0] unused */
 	uint8_t sign_pk[KEY_PUBLIC_BYTES];
 	uint8_t sign_sk[crypto_sign_SECRETKEYBYTES];
+	uint8_t serial[8]; /* unique in the process: names the key to caches */
 };
+
+static atomic_uint_least64_t key_serials;
 
 int key_lib_init(void)
 {
@@ -142,6 +153,7 @@ static void key_derive(struct key *k)
 						 k->master);
 	(void)crypto_sign_seed_keypair(k->sign_pk, k->sign_sk,
 				       k->sub[KEY_SUB_SIGN]);
+	put_be64(k->serial, atomic_fetch_add(&key_serials, 1) + 1);
 	(void)sodium_mprotect_readonly(k);
 }
 
@@ -410,18 +422,99 @@ static pthread_once_t key_ossl_once = PTHREAD_ONCE_INIT;
 static pthread_key_t key_ossl_tls;
 static EVP_CIPHER *key_ossl_cipher;
 static bool key_ossl_ok;
+static pthread_key_t key_ossl_mac_tls;
+static EVP_MAC *key_ossl_hmac;
+static bool key_ossl_mac_ok;
+
+/*
+ * A thread's HMAC context holds the block-id key of the last volume it
+ * hashed for (its padded states), named by the key's serial: a context is
+ * keyed again when another key comes, never used with a stale one.
+ */
+struct key_ossl_mac {
+	EVP_MAC_CTX *c;
+	uint64_t serial; /* 0: not keyed */
+};
 
 static void key_ossl_ctx_free(void *c)
 {
 	EVP_CIPHER_CTX_free(c);
 }
 
+static void key_ossl_mac_free(void *arg)
+{
+	struct key_ossl_mac *m = arg;
+
+	EVP_MAC_CTX_free(m->c);
+	free(m);
+}
+
 static void key_ossl_init(void)
 {
 	key_ossl_cipher = EVP_CIPHER_fetch(NULL, "ChaCha20-Poly1305", NULL);
-	if (!key_ossl_cipher)
-		return;
-	key_ossl_ok = pthread_key_create(&key_ossl_tls, key_ossl_ctx_free) == 0;
+	if (key_ossl_cipher)
+		key_ossl_ok = pthread_key_create(&key_ossl_tls,
+						 key_ossl_ctx_free) == 0;
+	key_ossl_hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	if (key_ossl_hmac)
+		key_ossl_mac_ok = pthread_key_create(&key_ossl_mac_tls,
+						     key_ossl_mac_free) == 0;
+}
+
+/* This thread's HMAC context, keyed for k's block ids; NULL: libsodium. */
+static EVP_MAC_CTX *key_ossl_mac(const struct key *k)
+{
+	uint64_t serial = get_be64(k->serial);
+	struct key_ossl_mac *m;
+
+	(void)pthread_once(&key_ossl_once, key_ossl_init);
+	if (!key_ossl_mac_ok)
+		return NULL;
+	m = pthread_getspecific(key_ossl_mac_tls);
+	if (!m) {
+		m = calloc(1, sizeof(*m));
+		if (!m)
+			return NULL;
+		m->c = EVP_MAC_CTX_new(key_ossl_hmac);
+		if (!m->c || pthread_setspecific(key_ossl_mac_tls, m) != 0) {
+			EVP_MAC_CTX_free(m->c);
+			free(m);
+			return NULL;
+		}
+	}
+	if (m->serial == serial)
+		return EVP_MAC_init(m->c, NULL, 0, NULL) == 1 ? m->c : NULL;
+	{
+		static char digest[] = "SHA256"; /* the API takes char * */
+		OSSL_PARAM p[] = {
+		    OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+						     digest, 0),
+		    OSSL_PARAM_construct_end(),
+		};
+
+		m->serial = 0;
+		if (EVP_MAC_init(m->c, key_subkey(k, KEY_SUB_BLOCK_ID),
+				 KEY_BYTES, p) != 1)
+			return NULL;
+	}
+	m->serial = serial;
+	return m->c;
+}
+
+/* HMAC-SHA-256 through libcrypto: 0, or -1 (then libsodium does it). */
+static int key_block_id_ossl(const struct key *k, const void *data,
+			     size_t len, uint8_t id[static KEY_ID_BYTES])
+{
+	EVP_MAC_CTX *c = key_ossl_mac(k);
+	size_t outl = 0;
+
+	if (!c)
+		return -1;
+	if (EVP_MAC_update(c, data, len) != 1 ||
+	    EVP_MAC_final(c, id, &outl, KEY_ID_BYTES) != 1 ||
+	    outl != KEY_ID_BYTES)
+		return -1;
+	return 0;
 }
 
 /* This thread's context, or NULL (then libsodium does the work). */
@@ -542,7 +635,8 @@ int key_open(const struct key *k, enum key_sub sub, const void *ad,
 bool key_bulk_libcrypto(void)
 {
 #ifdef HAVE_OPENSSL
-	return key_ossl_ctx() != NULL;
+	(void)pthread_once(&key_ossl_once, key_ossl_init);
+	return key_ossl_ctx() != NULL && key_ossl_mac_ok;
 #else
 	return false;
 #endif
@@ -577,11 +671,19 @@ int key_mac_verify(const struct key *k, const void *ad, size_t adlen,
 	return 0;
 }
 
+_Static_assert(crypto_auth_hmacsha256_BYTES == KEY_ID_BYTES &&
+		   crypto_auth_hmacsha256_KEYBYTES == KEY_BYTES,
+	       "block id: HMAC-SHA-256 under a 32-byte sub-key");
+
 void key_block_id(const struct key *k, const void *data, size_t len,
 		  uint8_t id[static KEY_ID_BYTES])
 {
-	(void)crypto_generichash(id, KEY_ID_BYTES, data, len,
-				 key_subkey(k, KEY_SUB_BLOCK_ID), KEY_BYTES);
+#ifdef HAVE_OPENSSL
+	if (key_block_id_ossl(k, data, len, id) == 0)
+		return;
+#endif
+	(void)crypto_auth_hmacsha256(id, data, len,
+				     key_subkey(k, KEY_SUB_BLOCK_ID));
 }
 
 void key_name_hash(const struct key *k, uint64_t parent, const char *name,

@@ -24,7 +24,7 @@
 #include "compat.h"
 
 #define KEY_BYTES 32
-#define KEY_ID_BYTES 32		/* block id: keyed BLAKE2b-256 */
+#define KEY_ID_BYTES 32		/* block id: HMAC-SHA-256 */
 #define KEY_NAME_HASH_BYTES 16	/* keyed hash of a directory entry name */
 #define KEY_MAC_BYTES 16	/* tag of an authenticated clear value */
 #define KEY_NONCE_BYTES 24
@@ -134,7 +134,11 @@ int key_mac_verify(const struct key *k, const void *ad, size_t adlen,
 		   const void *m, size_t mlen,
 		   const uint8_t tag[static KEY_MAC_BYTES]) MUST_CHECK;
 
-/* Block id: keyed BLAKE2b-256 of the plaintext under KEY_SUB_BLOCK_ID. */
+/*
+ * Block id: HMAC-SHA-256 of the plaintext under KEY_SUB_BLOCK_ID, through
+ * libcrypto where the build has it (SHA-NI), else through libsodium; the
+ * same bytes either way.
+ */
 void key_block_id(const struct key *k, const void *data, size_t len,
 		  uint8_t id[static KEY_ID_BYTES]);
 /* Keyed hash of (parent inode, name) under KEY_SUB_NAME. */

@@ -1269,8 +1269,8 @@ int store_iter_status(const struct store_iter *it)
 	return 0;
 }
 
-static uint64_t store_rec_hash(const uint8_t *id, const void *sealed,
-			       size_t len)
+uint64_t store_rec_sum(const uint8_t id[static 32], const void *sealed,
+		      size_t len)
 {
 	XXH3_state_t xs;
 
@@ -1353,7 +1353,7 @@ int store_seg_append(struct store *st, const uint8_t id[static 32],
 		return -EROFS;
 	if (len > STORE_SEG_MAX - STORE_SEG_HDR_BYTES)
 		return -EINVAL;
-	return store_seg_append_batch(st, 1, &id, &sealed, &len, loc);
+	return store_seg_append_batch(st, 1, &id, &sealed, &len, NULL, loc);
 }
 
 /*
@@ -1390,20 +1390,20 @@ static void store_seg_write_behind(struct store_seg *s, uint64_t bytes)
 }
 
 static void store_rec_header(uint8_t hdr[static STORE_SEG_HDR_BYTES],
-			     const uint8_t id[static 32], const void *sealed,
-			     size_t len)
+			     const uint8_t id[static 32], size_t len,
+			     uint64_t sum)
 {
 	put_be32(hdr, STORE_SEG_REC_MAGIC);
 	put_be32(hdr + 4, (uint32_t)len);
 	memcpy(hdr + 8, id, 32);
-	put_be64(hdr + 40, store_rec_hash(id, sealed, len));
+	put_be64(hdr + 40, sum);
 }
 
 static int store_seg_append_chunk(struct store *st, size_t n,
 				  const uint8_t *const ids[],
 				  const void *const sealed[],
-				  const size_t lens[], struct store_loc locs[],
-				  bool redo)
+				  const size_t lens[], const uint64_t sums[],
+				  struct store_loc locs[], bool redo)
 {
 	uint64_t g;
 
@@ -1423,7 +1423,9 @@ static int store_seg_append_chunk(struct store *st, size_t n,
 	for (size_t q = 0; q < n; q++) {
 		uint64_t span = store_round_up(STORE_SEG_HDR_BYTES + lens[q]);
 
-		store_rec_header(hdr[q], ids[q], sealed[q], lens[q]);
+		store_rec_header(hdr[q], ids[q], lens[q],
+				 sums ? sums[q]
+				      : store_rec_sum(ids[q], sealed[q], lens[q]));
 		iov[3 * q].iov_base = hdr[q];
 		iov[3 * q].iov_len = STORE_SEG_HDR_BYTES;
 		iov[3 * q + 1].iov_base = store_unconst(sealed[q]);
@@ -1480,7 +1482,8 @@ out:
 static int store_seg_append_many(struct store *st, size_t n,
 				 const uint8_t *const ids[],
 				 const void *const sealed[], const size_t lens[],
-				 struct store_loc locs[], bool redo)
+				 const uint64_t sums[], struct store_loc locs[],
+				 bool redo)
 {
 	size_t q = 0;
 
@@ -1503,7 +1506,8 @@ static int store_seg_append_many(struct store *st, size_t n,
 		if (m == 0)
 			m = 1;
 		ret = store_seg_append_chunk(st, m, ids + q, sealed + q,
-					     lens + q, locs + q, redo);
+					     lens + q, sums ? sums + q : NULL,
+					     locs + q, redo);
 		if (ret) {
 			/* Nothing is kept: the caller names no record. */
 			for (size_t k = 0; k < q; k++)
@@ -1519,17 +1523,19 @@ static int store_seg_append_many(struct store *st, size_t n,
 int store_seg_append_batch(struct store *st, size_t n,
 			   const uint8_t *const ids[],
 			   const void *const sealed[], const size_t lens[],
-			   struct store_loc locs[])
+			   const uint64_t sums[], struct store_loc locs[])
 {
-	return store_seg_append_many(st, n, ids, sealed, lens, locs, false);
+	return store_seg_append_many(st, n, ids, sealed, lens, sums, locs,
+				     false);
 }
 
 int store_seg_append_redo(struct store *st, size_t n,
 			  const uint8_t *const ids[],
 			  const void *const sealed[], const size_t lens[],
-			  struct store_loc locs[])
+			  const uint64_t sums[], struct store_loc locs[])
 {
-	return store_seg_append_many(st, n, ids, sealed, lens, locs, true);
+	return store_seg_append_many(st, n, ids, sealed, lens, sums, locs,
+				     true);
 }
 
 /* Validate a location against the segment table; -EUCLEAN if it cannot be. */
@@ -1574,7 +1580,7 @@ static const char *store_rec_why(const struct store_loc *loc,
 		return "record length differs from its location";
 	if (memcmp(hdr + 8, id, 32))
 		return "record holds another block id";
-	if (get_be64(hdr + 40) != store_rec_hash(id, sealed, loc->len))
+	if (get_be64(hdr + 40) != store_rec_sum(id, sealed, loc->len))
 		return "record checksum mismatch";
 	return NULL;
 }
@@ -1735,7 +1741,8 @@ int store_seg_redo(struct store *st, const struct store_loc *loc,
 	ret = store_loc_check(st, loc, &s);
 	if (ret < 0)
 		return ret;
-	store_rec_header(hdr, id, sealed, loc->len);
+	store_rec_header(hdr, id, loc->len,
+			 store_rec_sum(id, sealed, loc->len));
 	iov[0] = (struct iovec){ hdr, sizeof(hdr) };
 	iov[1] = (struct iovec){ store_unconst(sealed), loc->len };
 	iov[2] = (struct iovec){ store_unconst(store_zero),
@@ -2495,12 +2502,11 @@ int store_seg_scan(struct store *st, uint32_t nr, size_t bufsize,
 			r.id = p + 8;
 			r.sealed = p + STORE_SEG_HDR_BYTES;
 			r.rec_sum = get_be64(p + 40);
-			r.state = store_rec_hash(r.id, r.sealed, len) == r.rec_sum
+			r.state = store_rec_sum(r.id, r.sealed, len) == r.rec_sum
 					  ? STORE_REC_OK
 					  : STORE_REC_BAD_SUM;
 			if (r.state == STORE_REC_OK || !shadow) {
 				STORE_SCAN_FLUSH_JUNK();
-				r.sealed_sum = XXH3_64bits(r.sealed, len);
 				r.span = span;
 				ret = fn(arg, &r);
 				if (ret)

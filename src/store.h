@@ -164,12 +164,14 @@ int store_seg_append(struct store *st, const uint8_t id[static 32],
 		     const void *sealed, size_t len, struct store_loc *loc) MUST_CHECK;
 /*
  * Append n records in one contiguous run (in chunks of at most 8 MiB):
- * locs[q] is filled for each. On an error none is kept.
+ * locs[q] is filled for each. sums[q], if sums is not NULL, is
+ * store_rec_sum() of record q, already computed by the caller. On an
+ * error none is kept.
  */
 int store_seg_append_batch(struct store *st, size_t n,
 			   const uint8_t *const ids[],
 			   const void *const sealed[], const size_t lens[],
-			   struct store_loc locs[]) MUST_CHECK;
+			   const uint64_t sums[], struct store_loc locs[]) MUST_CHECK;
 /*
  * Like store_seg_append_batch, for a caller that logs each record's sealed
  * bytes in the batch that names it (a redo entry, written to the WAL): the
@@ -180,9 +182,15 @@ int store_seg_append_batch(struct store *st, size_t n,
 int store_seg_append_redo(struct store *st, size_t n,
 			  const uint8_t *const ids[],
 			  const void *const sealed[], const size_t lens[],
-			  struct store_loc locs[]) MUST_CHECK;
+			  const uint64_t sums[], struct store_loc locs[]) MUST_CHECK;
 /* fdatasync every segment with any unsynced append. -EIO. */
 int store_seg_sync_all(struct store *st) MUST_CHECK;
+/*
+ * A record's checksum: XXH3-64 of id || sealed bytes. It is in the
+ * record's header and, as the block's checksum, in its block value.
+ */
+uint64_t store_rec_sum(const uint8_t id[static 32], const void *sealed,
+		       size_t len);
 /* 1 if the record at loc is whole (header, id, XXH3), 0 if not; -EUCLEAN, -EIO. */
 int store_seg_rec_whole(struct store *st, const struct store_loc *loc,
 			const uint8_t id[static 32]) MUST_CHECK;
@@ -285,7 +293,6 @@ struct store_seg_rec {
 	const uint8_t *id;		/* 32 bytes */
 	const uint8_t *sealed;		/* len bytes */
 	uint64_t rec_sum;		/* stored XXH3-64 of id || sealed */
-	uint64_t sealed_sum;		/* XXH3-64 of sealed: the block CF checksum */
 };
 typedef int store_seg_scan_fn(void *arg, const struct store_seg_rec *r);
 

@@ -21,7 +21,7 @@
 #include "key.h"
 #include "store.h"
 
-#define VOLUME_FORMAT 1
+#define VOLUME_FORMAT 2
 #define VOLUME_ID_BYTES 16
 #define VOLUME_MAX_SLOTS 8
 #define VOLUME_MIN_BLOCK 4096u

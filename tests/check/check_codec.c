@@ -333,26 +333,6 @@ START_TEST(test_codec_threads)
 }
 END_TEST
 
-START_TEST(test_codec_checksum)
-{
-	uint8_t buf[4096];
-	uint64_t a, b;
-
-	/* XXH3-64 of the empty input, seed 0 (xxHash's sanity vectors). */
-	ck_assert_uint_eq(codec_checksum("", 0), 0x2D06800538D394C2ull);
-	tc_random(buf, sizeof(buf), 4);
-	a = codec_checksum(buf, sizeof(buf));
-	ck_assert_uint_eq(codec_checksum(buf, sizeof(buf)), a);
-	for (size_t i = 0; i < sizeof(buf); i += 511) {
-		buf[i] ^= 1;
-		b = codec_checksum(buf, sizeof(buf));
-		ck_assert_uint_ne(a, b);
-		buf[i] ^= 1;
-	}
-	ck_assert_uint_ne(codec_checksum(buf, sizeof(buf) - 1), a);
-}
-END_TEST
-
 START_TEST(test_codec_free_null)
 {
 	codec_free(NULL);
@@ -729,7 +709,6 @@ Suite *codec_suite(void)
 	tcase_add_test(tc, test_codec_block_id);
 	tcase_add_test(tc, test_codec_seal_nonce_random);
 	tcase_add_test(tc, test_codec_threads);
-	tcase_add_test(tc, test_codec_checksum);
 	tcase_add_test(tc, test_codec_free_null);
 	suite_add_tcase(s, tc);
 

@@ -564,8 +564,8 @@ static int scan_cb(void *arg, const struct store_seg_rec *r)
 	switch (r->state) {
 	case STORE_REC_OK:
 		s->ok++;
-		ck_assert_uint_eq(r->sealed_sum,
-				  codec_checksum(r->sealed, r->len));
+		ck_assert_uint_eq(r->rec_sum,
+				  store_rec_sum(r->id, r->sealed, r->len));
 		break;
 	case STORE_REC_BAD_SUM:
 		s->bad++;

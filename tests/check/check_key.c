@@ -759,6 +759,96 @@ START_TEST(test_key_seal_matches_format)
 }
 END_TEST
 
+/*
+ * Block ids are FORMAT.md's HMAC-SHA-256 under the BLOCK_ID sub-key,
+ * whichever library computes them; a thread that hashes for two volumes
+ * in turn (two keys) gets each one's ids, also for a key made after
+ * another was freed.
+ */
+struct tk_id {
+	struct key *k[2];
+	uint8_t sub[2][KEY_BYTES];
+	int failures;
+};
+
+static void *tk_id_thread(void *arg)
+{
+	struct tk_id *x = arg;
+	uint8_t *pt = malloc(TK_FMT_MAX);
+	uint8_t got[KEY_ID_BYTES], want[KEY_ID_BYTES];
+
+	if (!pt) {
+		x->failures = -1;
+		return NULL;
+	}
+	tk_fill(pt, TK_FMT_MAX, 13);
+	for (int round = 0; round < 2; round++)
+		for (size_t i = 0; i < ARRAY_SIZE(tk_fmt_sizes); i++)
+			for (int w = 0; w < 2; w++) {
+				size_t n = tk_fmt_sizes[i];
+
+				key_block_id(x->k[w], pt, n, got);
+				crypto_auth_hmacsha256(want, pt, n, x->sub[w]);
+				if (memcmp(got, want, sizeof(got)))
+					x->failures++;
+			}
+	free(pt);
+	return NULL;
+}
+
+static void tk_id_master(uint8_t master[static KEY_BYTES], int fill,
+			 struct key **k, uint8_t sub[static KEY_BYTES])
+{
+	memset(master, fill, KEY_BYTES);
+	ck_assert_int_eq(key_new_master(master, k), 0);
+	ck_assert_int_eq(crypto_kdf_derive_from_key(sub, KEY_BYTES,
+						    KEY_SUB_BLOCK_ID,
+						    "embfs-v1", master),
+			 0);
+}
+
+START_TEST(test_key_block_id_matches_format)
+{
+	struct tk_id x[4];
+	pthread_t th[ARRAY_SIZE(x)];
+	uint8_t master[KEY_BYTES], id[KEY_ID_BYTES], want[KEY_ID_BYTES];
+	struct key *a, *b;
+	uint8_t sa[KEY_BYTES], sb[KEY_BYTES];
+
+	tk_id_master(master, 31, &a, sa);
+	tk_id_master(master, 32, &b, sb);
+	for (size_t t = 0; t < ARRAY_SIZE(x); t++) {
+		x[t].k[0] = a;
+		x[t].k[1] = b;
+		memcpy(x[t].sub[0], sa, KEY_BYTES);
+		memcpy(x[t].sub[1], sb, KEY_BYTES);
+		x[t].failures = 0;
+	}
+	tk_id_thread(&x[0]);
+	ck_assert_int_eq(x[0].failures, 0);
+	for (size_t t = 0; t < ARRAY_SIZE(x); t++)
+		ck_assert_int_eq(pthread_create(&th[t], NULL, tk_id_thread,
+						&x[t]),
+				 0);
+	for (size_t t = 0; t < ARRAY_SIZE(x); t++) {
+		ck_assert_int_eq(pthread_join(th[t], NULL), 0);
+		ck_assert_int_eq(x[t].failures, 0);
+	}
+	/* A new key, perhaps where a freed one was: its own ids. */
+	key_block_id(a, "data", 4, id);
+	key_free(a);
+	tk_id_master(master, 33, &a, sa);
+	key_block_id(a, "data", 4, id);
+	crypto_auth_hmacsha256(want, (const uint8_t *)"data", 4, sa);
+	ck_assert_mem_eq(id, want, sizeof(id));
+	sodium_memzero(sa, sizeof(sa));
+	sodium_memzero(sb, sizeof(sb));
+	sodium_memzero(x, sizeof(x));
+	key_free(a);
+	key_free(b);
+}
+END_TEST
+
 START_TEST(test_key_open_short)
 {
 	struct key *k = tk_key(27);
@@ -915,6 +1005,7 @@ Suite *key_suite(void)
 	tcase_add_test(tc, test_key_keyfile_short);
 	tcase_add_test(tc, test_key_open_tampered);
 	tcase_add_test(tc, test_key_seal_matches_format);
+	tcase_add_test(tc, test_key_block_id_matches_format);
 	tcase_add_test(tc, test_key_open_short);
 	tcase_add_test(tc, test_key_open_wrong_ad);
 	tcase_add_test(tc, test_key_open_wrong_sub);

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "log.h"
 #include "testutil.h"
@@ -603,7 +604,8 @@ START_TEST(test_store_seg_append_batch)
 		idp[i] = ids[i];
 		data[i] = bufs[i];
 	}
-	ck_assert_int_eq(store_seg_append_batch(st, N, idp, data, lens, loc), 0);
+	ck_assert_int_eq(
+	    store_seg_append_batch(st, N, idp, data, lens, NULL, loc), 0);
 	for (size_t i = 0; i < N; i++) {
 		ck_assert_uint_eq(loc[i].len, lens[i]);
 		ck_assert_uint_eq(loc[i].off % STORE_SEG_ALIGN, 0);
@@ -629,14 +631,67 @@ START_TEST(test_store_seg_append_batch)
 		ck_assert_uint_ge(more.off, loc[N - 1].off +
 						store_seg_span(loc[N - 1].len));
 	}
-	ck_assert_int_eq(store_seg_append_batch(st, 0, idp, data, lens, loc), 0);
+	ck_assert_int_eq(
+	    store_seg_append_batch(st, 0, idp, data, lens, NULL, loc), 0);
 	store_close(st);
 	st = open_store(STORE_RDONLY);
-	ck_assert_int_eq(store_seg_append_batch(st, 1, idp, data, lens, loc),
-			 -EROFS);
+	ck_assert_int_eq(
+	    store_seg_append_batch(st, 1, idp, data, lens, NULL, loc), -EROFS);
 	store_close(st);
 	for (size_t i = 0; i < N; i++)
 		free(bufs[i]);
+}
+END_TEST
+
+/*
+ * A record's checksum is FORMAT.md's XXH3-64 of id || sealed bytes; it is
+ * in the record's header, and a sum the caller hands in is the one
+ * written (so that the block value and the record agree by construction).
+ */
+START_TEST(test_store_rec_sum)
+{
+	uint8_t id[32], data[3000], cat[32 + sizeof(data)], hdr[48];
+	const uint8_t *idp[2] = {id, id};
+	const void *dp[2] = {data, data};
+	size_t lens[2] = {sizeof(data), 100};
+	uint64_t sums[2];
+	struct store_loc loc[2];
+	struct store *st;
+	char *p;
+	int fd;
+
+	make_id(id, 7);
+	fill(data, sizeof(data), 7);
+	memcpy(cat, id, 32);
+	memcpy(cat + 32, data, sizeof(data));
+	ck_assert_uint_eq(store_rec_sum(id, data, sizeof(data)),
+			  XXH3_64bits(cat, sizeof(cat)));
+	ck_assert_uint_ne(store_rec_sum(id, data, sizeof(data) - 1),
+			  store_rec_sum(id, data, sizeof(data)));
+	id[31] ^= 1;
+	ck_assert_uint_ne(store_rec_sum(id, data, sizeof(data)),
+			  XXH3_64bits(cat, sizeof(cat)));
+	id[31] ^= 1;
+
+	st = open_store(STORE_CREATE);
+	sums[0] = store_rec_sum(id, data, lens[0]);
+	sums[1] = store_rec_sum(id, data, lens[1]) ^ 1; /* a wrong one */
+	ck_assert_int_eq(store_seg_append_batch(st, 2, idp, dp, lens, sums, loc),
+			 0);
+	p = seg_file(loc[0].seg);
+	fd = open(p, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pread(fd, hdr, sizeof(hdr), (off_t)loc[0].off),
+			 (ssize_t)sizeof(hdr));
+	ck_assert_uint_eq(get_be64(hdr + 40), sums[0]);
+	ck_assert_int_eq(pread(fd, hdr, sizeof(hdr), (off_t)loc[1].off),
+			 (ssize_t)sizeof(hdr));
+	ck_assert_uint_eq(get_be64(hdr + 40), sums[1]);
+	close(fd);
+	free(p);
+	ck_assert_int_eq(store_seg_read(st, &loc[0], id, data), 0);
+	ck_assert_int_eq(store_seg_read(st, &loc[1], id, data), -EUCLEAN);
+	store_close(st);
 }
 END_TEST
 
@@ -1304,6 +1359,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_store_get_buf);
 	tcase_add_test(tc, test_store_seg_roundtrip);
 	tcase_add_test(tc, test_store_seg_append_batch);
+	tcase_add_test(tc, test_store_rec_sum);
 	tcase_add_test(tc, test_store_seg_threads);
 	tcase_add_test(tc, test_store_seg_free_punch);
 	tcase_add_test(tc, test_store_loc_codec);

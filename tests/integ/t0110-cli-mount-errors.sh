@@ -109,6 +109,14 @@ grep -q 999 "$T/out" || grep -qi format "$T/out" ||
 	fail "message does not say the format is unknown: $(cat "$T/out")"
 not_mounted "$M" "format 999"
 assert_eq "$(emb_tree_sum "$S")" "$sum999" "store bytes after refusing format 999"
+# a volume of an earlier development format: refused, saying so
+sed -E -i 's/^([[:space:]]*format[^0-9]*)[0-9]+/\11/' "$S/VOLUME"
+sum1=$(emb_tree_sum "$S")
+expect_fail "format 1" embassyfs --passphrase-file "$EMB_PASS" "$S" "$M"
+grep -q 'format 1, written by an earlier development version' "$T/out" ||
+	fail "message does not say the format is an earlier one: $(cat "$T/out")"
+not_mounted "$M" "format 1"
+assert_eq "$(emb_tree_sum "$S")" "$sum1" "store bytes after refusing format 1"
 cp "$T/VOLUME.orig" "$S/VOLUME"
 assert_eq "$(emb_tree_sum "$S")" "$sum0" "store restored"
 
