@@ -897,15 +897,17 @@ static int check_chain(struct p4 *p)
 	if (p->nmoves == 0 && hasher_init(&hs) == 0)
 		c.hs = &hs;
 	ret = fsck_cf_walk(p->f, STORE_CF_JOURNAL, NULL, 0, chain_fn, &c);
-	if (pend_drain(p) && ret == 0)
-		ret = -ENOMEM;
 	/* What was read is judged even if the walk stopped on an error. */
 	if (c.hs && ret != -ECANCELED) {
 		hasher_swap(p, &hs);	/* the last batch... */
 		hasher_swap(p, &hs);	/* ...and judged */
 	}
+	/* Records moved past the last key are replayed here, last. */
 	if (ret == 0)
 		ret = emit_targets_below(&c, UINT64_MAX);
+	/* Every replayed write in the table before anything reads it. */
+	if (pend_drain(p) && ret == 0)
+		ret = -ENOMEM;
 	if (c.hs || p->nmoves == 0)
 		hasher_free(&hs);
 	free(c.targets);

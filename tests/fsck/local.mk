@@ -27,6 +27,7 @@ FSCK_CASES = \
 	%D%/f_journal_dup \
 	%D%/f_journal_lost_tail \
 	%D%/f_journal_swap \
+	%D%/f_journal_swap_last \
 	%D%/f_name_flip_trimmed \
 	%D%/f_nlink_trimmed \
 	%D%/f_orphan_block_trimmed \
