@@ -148,7 +148,7 @@ void codec_block_id(const struct codec *c, const void *plain, size_t len,
  * block's encryption, and on data that is mostly random (database pages
  * holding keys, hashes or binary columns) level 1 runs at a third of the
  * speed of zstd's fast mode for 2% more ratio; this look costs a fifth of
- * an encryption. It samples a fifth of the bytes and estimates the
+ * an encryption. It samples a ninth of the bytes and estimates the
  * collision probability of the byte distribution without bias: sum c(c-1)
  * / (N(N-1)) is 1/256 for uniform bytes. At most 2^-7.5 means at least 7.5
  * bits of entropy per byte, where an order-0 coder saves less than 1/16:
@@ -161,9 +161,9 @@ void codec_block_id(const struct codec *c, const void *plain, size_t len,
 /*
  * 8 bytes of every 72: not a power of two, so that records of 2^k bytes
  * (a random key, then constant fields) are sampled at every 8-byte slot,
- * not at their keys alone. A 16 KiB block gives 1,816 samples: random
- * bytes then show about 12,900 colliding ordered pairs against the 2^-7.5
- * bound's 18,200, more than eight standard deviations apart. (Every 40
+ * not at their keys alone. A 16 KiB block gives 1,824 samples: random
+ * bytes then show about 13,000 colliding ordered pairs against the 2^-7.5
+ * bound's 18,400, more than eight standard deviations (about 630) apart. (Every 40
  * bytes cost 5% of the daemon's CPU writing random data.)
  */
 #define CODEC_SAMPLE_STRIDE 72

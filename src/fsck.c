@@ -1213,8 +1213,8 @@ int fsck_run(struct fsck *f)
 	double t0, c0;
 	int ret;
 
-	if (fsck_epoch == 0)
-		fsck_epoch = fsck_now();
+	fsck_epoch = 0;
+	fsck_epoch = fsck_now();
 	if (f->o.json) {
 		fputs("{\"program\":\"fsck.embassyfs\",\"version\":", f->out);
 		json_str(f->out, f->o.version ? f->o.version : "");

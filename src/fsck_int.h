@@ -296,7 +296,7 @@ static inline bool fsck_keyed(const struct fsck *f)
 }
 
 /* fsck_maps.c */
-/* Monotonic seconds since the check began, for the debug timings. */
+/* Monotonic seconds since the last check began, for the debug timings. */
 double fsck_now(void);
 /* The calling thread's CPU time, s. */
 double fsck_cpu(void);

@@ -9,7 +9,12 @@
  * (keyed BLAKE2b of the file's bytes). Every other key is derived from the
  * master with crypto_kdf: value sealing, block sealing, block ids, name
  * hashes, MACs of clear values, and the Ed25519 signing seed. All key
- * material lives in sodium_malloc'd, mlocked memory and is wiped on free.
+ * material lives in sodium_malloc'd, mlocked memory and is wiped on free,
+ * with two exceptions in a build with libcrypto, each in a thread's own
+ * context until the thread ends: the HChaCha20 sub-key of the last value
+ * the thread sealed or opened, and the block-id sub-key (libcrypto's HMAC
+ * keeps a copy of it and its padded states), which lets one compute ids,
+ * not read data.
  *
  * All functions are thread-safe on a shared struct key (it is read-only
  * after construction).
