@@ -163,8 +163,8 @@ void codec_block_id(const struct codec *c, const void *plain, size_t len,
  * (a random key, then constant fields) are sampled at every 8-byte slot,
  * not at their keys alone. A 16 KiB block gives 1,824 samples: random
  * bytes then show about 13,000 colliding ordered pairs against the 2^-7.5
- * bound's 18,400, more than eight standard deviations (about 630) apart. (Every 40
- * bytes cost 5% of the daemon's CPU writing random data.)
+ * bound's 18,400, more than eight standard deviations (about 630) apart.
+ * (Every 40 bytes cost 5% of the daemon's CPU writing random data.)
  */
 #define CODEC_SAMPLE_STRIDE 72
 /* zstd's fast mode for mostly random blocks, when the volume asks for speed */

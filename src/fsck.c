@@ -1043,14 +1043,19 @@ double fsck_cpu(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static double fsck_epoch;
+static double fsck_epoch; /* fsck_mono() when the last check began */
 
-double fsck_now(void)
+static double fsck_mono(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 - fsck_epoch;
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+double fsck_now(void)
+{
+	return fsck_mono() - fsck_epoch;
 }
 
 /*
@@ -1213,8 +1218,7 @@ int fsck_run(struct fsck *f)
 	double t0, c0;
 	int ret;
 
-	fsck_epoch = 0;
-	fsck_epoch = fsck_now();
+	fsck_epoch = fsck_mono();
 	if (f->o.json) {
 		fputs("{\"program\":\"fsck.embassyfs\",\"version\":", f->out);
 		json_str(f->out, f->o.version ? f->o.version : "");

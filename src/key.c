@@ -635,7 +635,7 @@ int key_open(const struct key *k, enum key_sub sub, const void *ad,
 bool key_bulk_libcrypto(void)
 {
 #ifdef HAVE_OPENSSL
-	(void)pthread_once(&key_ossl_once, key_ossl_init);
+	/* key_ossl_ctx() runs the initialisation that sets key_ossl_mac_ok. */
 	return key_ossl_ctx() != NULL && key_ossl_mac_ok;
 #else
 	return false;
