@@ -275,12 +275,31 @@ static int codec_corrupt(const uint8_t id[static KEY_ID_BYTES], const char *why)
 	return -EUCLEAN;
 }
 
+/* Where codec_open's payload goes: straight to out when it is stored raw. */
+struct codec_place {
+	uint8_t *out, *scratch;
+	size_t cap, paylen;
+	bool direct;
+};
+
+static uint8_t *codec_place(void *arg, const uint8_t *hdr)
+{
+	struct codec_place *p = arg;
+
+	p->direct = hdr[0] == 0 && get_be32(hdr + 1) == p->paylen &&
+		    p->paylen <= p->cap;
+	return p->direct ? p->out : p->scratch;
+}
+
 int codec_open(struct codec *c, const uint8_t id[static KEY_ID_BYTES],
 	       const uint8_t *sealed, size_t sealedlen, uint8_t *out,
 	       size_t cap, size_t *plainlen)
 {
 	struct codec_ctx *x = NULL;
-	size_t ptlen, paylen, r;
+	struct codec_place p = { .out = out, .cap = cap };
+	uint8_t hdr[CODEC_HDR_BYTES];
+	struct key_split split = { hdr, sizeof(hdr), codec_place, &p };
+	size_t ptlen, r;
 	uint32_t plain_len;
 	uint8_t flags;
 	int ret;
@@ -293,21 +312,22 @@ int codec_open(struct codec *c, const uint8_t id[static KEY_ID_BYTES],
 	    sealedlen > CODEC_SEALED_MAX((size_t)CODEC_MAX_BLOCK))
 		return codec_corrupt(id, "sealed length out of range");
 	ptlen = sealedlen - KEY_SEAL_OVERHEAD;
-	paylen = ptlen - CODEC_HDR_BYTES;
+	p.paylen = ptlen - CODEC_HDR_BYTES;
 	ret = codec_ctx_get(c, &x);
 	if (ret < 0)
 		return ret;
 	ret = codec_ctx_reserve(x, ptlen);
 	if (ret < 0)
 		goto out;
-	ret = key_open(c->k, KEY_SUB_BLOCK, id, KEY_ID_BYTES, sealed, sealedlen,
-		       x->buf);
+	p.scratch = x->buf + CODEC_HDR_BYTES;
+	ret = key_open_split(c->k, KEY_SUB_BLOCK, id, KEY_ID_BYTES, sealed,
+			     sealedlen, &split, x->buf);
 	if (ret < 0) {
 		ret = codec_corrupt(id, "authentication failed");
 		goto out;
 	}
-	flags = x->buf[0];
-	plain_len = get_be32(x->buf + 1);
+	flags = hdr[0];
+	plain_len = get_be32(hdr + 1);
 	if (flags & ~CODEC_F_ZSTD) {
 		ret = codec_corrupt(id, "unknown header flags");
 		goto out;
@@ -316,7 +336,7 @@ int codec_open(struct codec *c, const uint8_t id[static KEY_ID_BYTES],
 		ret = codec_corrupt(id, "plaintext length out of range");
 		goto out;
 	}
-	if (!(flags & CODEC_F_ZSTD) && paylen != plain_len) {
+	if (!(flags & CODEC_F_ZSTD) && p.paylen != plain_len) {
 		ret = codec_corrupt(id, "stored length mismatch");
 		goto out;
 	}
@@ -332,14 +352,14 @@ int codec_open(struct codec *c, const uint8_t id[static KEY_ID_BYTES],
 				goto out;
 			}
 		}
-		r = ZSTD_decompressDCtx(x->dctx, out, plain_len,
-					x->buf + CODEC_HDR_BYTES, paylen);
+		r = ZSTD_decompressDCtx(x->dctx, out, plain_len, p.scratch,
+					p.paylen);
 		if (ZSTD_isError(r) || r != plain_len) {
 			ret = codec_corrupt(id, "decompression failed");
 			goto out;
 		}
-	} else {
-		memcpy(out, x->buf + CODEC_HDR_BYTES, plain_len);
+	} else if (!p.direct) {
+		memcpy(out, p.scratch, plain_len);
 	}
 	*plainlen = plain_len;
 	ret = 0;

@@ -57,7 +57,9 @@ int codec_seal(struct codec *c, const uint8_t id[static KEY_ID_BYTES],
 /*
  * Open sealed bytes of block id into out (cap bytes); *plainlen receives
  * the plaintext length. -EUCLEAN on a bad tag, a malformed header or
- * decompression failure; -ENOSPC if cap is too small.
+ * decompression failure; -ENOSPC if cap is too small. out must not overlap
+ * sealed, and its bytes are undefined after an error: a block stored raw is
+ * decrypted straight into it.
  */
 int codec_open(struct codec *c, const uint8_t id[static KEY_ID_BYTES],
 	       const uint8_t *sealed, size_t sealedlen, uint8_t *out, size_t cap,

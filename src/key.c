@@ -550,13 +550,16 @@ static int key_aead_ossl(bool seal, const uint8_t key[static KEY_BYTES],
 			 const uint8_t nonce[static KEY_NONCE_BYTES],
 			 const void *ad, size_t adlen, const uint8_t *in,
 			 size_t len, uint8_t *out,
-			 uint8_t tag[static KEY_TAG_BYTES])
+			 uint8_t tag[static KEY_TAG_BYTES],
+			 const struct key_split *split)
 {
 	uint8_t sub[KEY_BYTES], n12[12] = {0};
 	EVP_CIPHER_CTX *c;
+	size_t first = split ? split->headlen : len;
 	int n, ret = -1;
 
-	if (len < KEY_BULK_MIN || len > INT_MAX / 2 || adlen > INT_MAX / 2)
+	if (len < KEY_BULK_MIN || len > INT_MAX / 2 || adlen > INT_MAX / 2 ||
+	    first > len)
 		return -1;
 	c = key_ossl_ctx();
 	if (!c)
@@ -570,8 +573,18 @@ static int key_aead_ossl(bool seal, const uint8_t key[static KEY_BYTES],
 		goto out;
 	if (adlen && EVP_CipherUpdate(c, NULL, &n, ad, (int)adlen) != 1)
 		goto out;
-	if (EVP_CipherUpdate(c, out, &n, in, (int)len) != 1)
+	if (EVP_CipherUpdate(c, split ? split->head : out, &n, in,
+			     (int)first) != 1 || (size_t)n != first)
 		goto out;
+	if (split) {
+		/* The stream cipher hands out every byte at once. */
+		out = split->place(split->arg, split->head);
+		if (EVP_CipherUpdate(c, out, &n, in + first,
+				     (int)(len - first)) != 1 ||
+		    (size_t)n != len - first)
+			goto out;
+		len -= first;
+	}
 	if (EVP_CipherFinal_ex(c, out + len, &n) != 1) {
 		ret = seal ? -1 : 0;
 		goto out;
@@ -584,6 +597,20 @@ out:
 	sodium_memzero(sub, sizeof(sub));
 	return ret;
 }
+
+/* Passes key_open_split's place through, noting the buffer it returned. */
+struct key_split_wrap {
+	const struct key_split *user;
+	uint8_t *rest;
+};
+
+static uint8_t *key_split_note(void *arg, const uint8_t *head)
+{
+	struct key_split_wrap *w = arg;
+
+	w->rest = w->user->place(w->user->arg, head);
+	return w->rest;
+}
 #endif
 
 void key_seal(const struct key *k, enum key_sub sub, const void *ad,
@@ -594,7 +621,7 @@ void key_seal(const struct key *k, enum key_sub sub, const void *ad,
 #ifdef HAVE_OPENSSL
 	if (key_aead_ossl(true, key_subkey(k, sub), out, ad, adlen, pt, ptlen,
 			  out + KEY_NONCE_BYTES,
-			  out + KEY_NONCE_BYTES + ptlen) == 1)
+			  out + KEY_NONCE_BYTES + ptlen, NULL) == 1)
 		return;
 #endif
 	(void)crypto_aead_xchacha20poly1305_ietf_encrypt(
@@ -616,7 +643,7 @@ int key_open(const struct key *k, enum key_sub sub, const void *ad,
 		/* libcrypto decrypts before it checks: wipe on a bad tag. */
 		memcpy(tag, ct + KEY_NONCE_BYTES + len, KEY_TAG_BYTES);
 		r = key_aead_ossl(false, key_subkey(k, sub), ct, ad, adlen,
-				  ct + KEY_NONCE_BYTES, len, out, tag);
+				  ct + KEY_NONCE_BYTES, len, out, tag, NULL);
 		if (r == 0) {
 			sodium_memzero(out, len);
 			return -EUCLEAN;
@@ -629,6 +656,49 @@ int key_open(const struct key *k, enum key_sub sub, const void *ad,
 		out, NULL, NULL, ct + KEY_NONCE_BYTES, ctlen - KEY_NONCE_BYTES,
 		ad, adlen, ct, key_subkey(k, sub)) != 0)
 		return -EUCLEAN;
+	return 0;
+}
+
+int key_open_split(const struct key *k, enum key_sub sub, const void *ad,
+		   size_t adlen, const uint8_t *ct, size_t ctlen,
+		   const struct key_split *split, uint8_t *scratch)
+{
+	size_t len = ctlen - KEY_SEAL_OVERHEAD;
+	uint8_t *rest;
+	int ret;
+
+	if (ctlen < KEY_SEAL_OVERHEAD || split->headlen > len)
+		return -EUCLEAN;
+#ifdef HAVE_OPENSSL
+	{
+		uint8_t tag[KEY_TAG_BYTES];
+		struct key_split s = *split;
+		struct key_split_wrap w = { split, NULL };
+		int r;
+
+		/* Remember where the rest went, to wipe it on a bad tag. */
+		s.arg = &w;
+		s.place = key_split_note;
+		memcpy(tag, ct + KEY_NONCE_BYTES + len, KEY_TAG_BYTES);
+		r = key_aead_ossl(false, key_subkey(k, sub), ct, ad, adlen,
+				  ct + KEY_NONCE_BYTES, len, NULL, tag, &s);
+		if (r == 0) {
+			sodium_memzero(split->head, split->headlen);
+			if (w.rest)
+				sodium_memzero(w.rest, len - split->headlen);
+			return -EUCLEAN;
+		}
+		if (r == 1)
+			return 0;
+	}
+#endif
+	ret = key_open(k, sub, ad, adlen, ct, ctlen, scratch);
+	if (ret < 0)
+		return ret;
+	memcpy(split->head, scratch, split->headlen);
+	rest = split->place(split->arg, split->head);
+	if (rest != scratch + split->headlen)
+		memcpy(rest, scratch + split->headlen, len - split->headlen);
 	return 0;
 }
 

@@ -118,6 +118,25 @@ void key_seal(const struct key *k, enum key_sub sub, const void *ad,
 /* Open a sealed value into out (ctlen - KEY_SEAL_OVERHEAD bytes). -EUCLEAN on a bad tag or short input. */
 int key_open(const struct key *k, enum key_sub sub, const void *ad, size_t adlen,
 	     const uint8_t *ct, size_t ctlen, uint8_t *out) MUST_CHECK;
+/*
+ * key_open for a value whose first headlen plaintext bytes say where the
+ * rest belongs: they are decrypted into head, then place(arg, head) returns
+ * the buffer for the other ctlen - KEY_SEAL_OVERHEAD - headlen bytes. This
+ * saves a copy when the rest can go straight to its final place. Nothing is
+ * authentic before the call returns 0: place must only choose a buffer, and
+ * on -EUCLEAN neither buffer holds plaintext. scratch (ctlen -
+ * KEY_SEAL_OVERHEAD bytes) is used when libcrypto does not do the work;
+ * place may return scratch + headlen.
+ */
+struct key_split {
+	uint8_t *head;
+	size_t headlen;
+	uint8_t *(*place)(void *arg, const uint8_t *head);
+	void *arg;
+};
+int key_open_split(const struct key *k, enum key_sub sub, const void *ad,
+		   size_t adlen, const uint8_t *ct, size_t ctlen,
+		   const struct key_split *split, uint8_t *scratch) MUST_CHECK;
 
 /*
  * Values of at least KEY_BULK_MIN bytes are sealed and opened through

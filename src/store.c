@@ -1564,13 +1564,13 @@ static int store_loc_check(struct store *st, const struct store_loc *loc,
 
 /*
  * What is wrong with a record, checked against the location and id that
- * name it: its header and its XXH3 checksum. got is how many of the
- * record's bytes were read. NULL if nothing.
+ * name it: its header and, if sum, its XXH3 checksum. got is how many of
+ * the record's bytes were read. NULL if nothing.
  */
 static const char *store_rec_why(const struct store_loc *loc,
 				 const uint8_t id[static 32],
 				 const uint8_t *hdr, const uint8_t *sealed,
-				 size_t got)
+				 size_t got, bool sum)
 {
 	if (got < STORE_SEG_HDR_BYTES + (size_t)loc->len)
 		return "record runs past the end of the segment";
@@ -1580,7 +1580,7 @@ static const char *store_rec_why(const struct store_loc *loc,
 		return "record length differs from its location";
 	if (memcmp(hdr + 8, id, 32))
 		return "record holds another block id";
-	if (get_be64(hdr + 40) != store_rec_sum(id, sealed, loc->len))
+	if (sum && get_be64(hdr + 40) != store_rec_sum(id, sealed, loc->len))
 		return "record checksum mismatch";
 	return NULL;
 }
@@ -1591,7 +1591,7 @@ static int store_rec_check(struct store *st, const struct store_loc *loc,
 			   const uint8_t *sealed, size_t got)
 {
 	char hex[2 * STORE_ID_LOG_BYTES + 1];
-	const char *why = store_rec_why(loc, id, hdr, sealed, got);
+	const char *why = store_rec_why(loc, id, hdr, sealed, got, true);
 
 	if (!why)
 		return 0;
@@ -1719,7 +1719,8 @@ int store_seg_rec_whole(struct store *st, const struct store_loc *loc,
 	got = store_seg_pread(st, s, iov, 2, loc->off,
 			      STORE_SEG_HDR_BYTES + (size_t)loc->len);
 	ret = got < 0 ? (int)got
-		      : !store_rec_why(loc, id, hdr, cur, (size_t)got);
+		      : !store_rec_why(loc, id, hdr, cur, (size_t)got,
+						 true);
 	free(cur);
 	return ret;
 }
@@ -1804,9 +1805,11 @@ int store_seg_read_run(struct store *st, const struct store_loc *first,
 int store_seg_rec_check(const struct store_loc *loc,
 			const uint8_t id[static 32], const uint8_t *rec)
 {
-	return store_rec_why(loc, id, rec, rec + STORE_SEG_HDR_BYTES,
-			     STORE_SEG_HDR_BYTES + (size_t)loc->len) ? -EUCLEAN
-								     : 0;
+	const char *why = store_rec_why(loc, id, rec, rec + STORE_SEG_HDR_BYTES,
+					STORE_SEG_HDR_BYTES + (size_t)loc->len,
+					false);
+
+	return why ? -EUCLEAN : 0;
 }
 
 /*

@@ -218,9 +218,12 @@ int store_seg_read(struct store *st, const struct store_loc *loc,
 int store_seg_read_run(struct store *st, const struct store_loc *first,
 		       size_t len, void *buf) MUST_CHECK;
 /*
- * Check the record rec (read by store_seg_read_run) against loc and id:
- * magic, length, id and XXH3 checksum. -EUCLEAN, not logged: the caller
- * reads the block again through store_seg_read, which reports it.
+ * Check the header of the record rec (read by store_seg_read_run) against
+ * loc and id: magic, length and id, not the XXH3 checksum. The caller
+ * authenticates the payload (its AEAD tag covers every byte the checksum
+ * does, and more), so summing it again would only cost time. -EUCLEAN, not
+ * logged: on any failure, header or tag, the caller reads the block again
+ * through store_seg_read, which checks the sum and reports what is wrong.
  */
 int store_seg_rec_check(const struct store_loc *loc,
 			const uint8_t id[static 32], const uint8_t *rec) MUST_CHECK;

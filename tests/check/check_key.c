@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sodium.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -647,6 +648,95 @@ START_TEST(test_key_open_tampered)
 END_TEST
 
 /*
+ * key_open_split gives the bytes key_open gives, wherever place puts the
+ * rest (its own buffer or the scratch), on both sides of KEY_BULK_MIN; it
+ * calls place once, with the head already decrypted; a flipped bit leaves
+ * no plaintext in either buffer.
+ */
+struct tk_split {
+	uint8_t *rest, *scratch;
+	size_t headlen, calls;
+	const uint8_t *want;
+};
+
+static uint8_t *tk_place(void *arg, const uint8_t *head)
+{
+	struct tk_split *t = arg;
+
+	t->calls++;
+	ck_assert_mem_eq(head, t->want, t->headlen);
+	return t->rest ? t->rest : t->scratch + t->headlen;
+}
+
+static bool tk_only(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != 0 && p[i] != 0xAA)
+			return false;
+	return true;
+}
+
+START_TEST(test_key_open_split)
+{
+	static const size_t lens[] = { 1, 5, 6, 100, KEY_BULK_MIN - 1,
+				       KEY_BULK_MIN, KEY_BULK_MIN + 5, 4096,
+				       65536 + 5 };
+	static const size_t heads[] = { 0, 1, 5 };
+	struct key *k = tk_key(27);
+	size_t max = 65536 + 5;
+	uint8_t *pt = malloc(max), *ct = malloc(max + KEY_SEAL_OVERHEAD);
+	uint8_t *rest = malloc(max), *scratch = malloc(max), head[8];
+
+	ck_assert(pt && ct && rest && scratch);
+	for (size_t l = 0; l < sizeof(lens) / sizeof(lens[0]); l++) {
+		size_t len = lens[l], clen = len + KEY_SEAL_OVERHEAD;
+
+		tk_fill(pt, len, len);
+		key_seal(k, KEY_SUB_BLOCK, "id", 2, pt, len, ct);
+		for (size_t h = 0; h < 3 && heads[h] <= len; h++) {
+			for (int own = 0; own < 2; own++) {
+				struct tk_split t = { own ? rest : NULL,
+						      scratch, heads[h], 0,
+						      pt };
+				struct key_split sp = { head, heads[h],
+							tk_place, &t };
+				const uint8_t *got =
+				    own ? rest : scratch + heads[h];
+
+				memset(rest, 0xAA, max);
+				ck_assert_int_eq(
+				    key_open_split(k, KEY_SUB_BLOCK, "id", 2,
+						   ct, clen, &sp, scratch),
+				    0);
+				ck_assert_uint_eq(t.calls, 1);
+				ck_assert_mem_eq(head, pt, heads[h]);
+				ck_assert_mem_eq(got, pt + heads[h],
+						 len - heads[h]);
+
+				ct[clen / 2] ^= 0x10;
+				memset(head, 0xAA, sizeof(head));
+				memset(rest, 0xAA, max);
+				memset(scratch, 0xAA, max);
+				ck_assert_int_eq(
+				    key_open_split(k, KEY_SUB_BLOCK, "id", 2,
+						   ct, clen, &sp, scratch),
+				    -EUCLEAN);
+				ct[clen / 2] ^= 0x10;
+				ck_assert(tk_only(head, heads[h]));
+				ck_assert(tk_only(rest, len));
+				ck_assert(tk_only(scratch, len));
+			}
+		}
+	}
+	free(pt);
+	free(ct);
+	free(rest);
+	free(scratch);
+	key_free(k);
+}
+END_TEST
+
+/*
  * Whichever library key_seal uses, its bytes are FORMAT.md's: libsodium's
  * XChaCha20-Poly1305-IETF under the sub-key crypto_kdf derives, both ways,
  * on both sides of KEY_BULK_MIN and up to the largest block (1 MiB).
@@ -1006,6 +1096,7 @@ Suite *key_suite(void)
 	tcase_add_test(tc, test_key_slot_malformed);
 	tcase_add_test(tc, test_key_keyfile_short);
 	tcase_add_test(tc, test_key_open_tampered);
+	tcase_add_test(tc, test_key_open_split);
 	tcase_add_test(tc, test_key_seal_matches_format);
 	tcase_add_test(tc, test_key_block_id_matches_format);
 	tcase_add_test(tc, test_key_open_short);

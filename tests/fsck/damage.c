@@ -16,6 +16,7 @@
  *   damage STORE extent-id INO IDX         the block id an extent names
  *   damage STORE dirent-of CHILD           keys of the entries naming CHILD
  *   damage STORE flip-block ID OFFSET      xor a byte of a block's sealed bytes
+ *   damage STORE block-len ID              the length of a block's sealed bytes
  *   damage STORE orphan-record             append a record nothing names
  *   damage STORE junk SEG                  append 1 KiB of junk to a segment
  *   damage STORE last-seq                  the journal's last sequence number
@@ -257,6 +258,13 @@ int main(int argc, char **argv)
 			}
 		}
 		store_iter_free(it);
+	} else if (!strcmp(cmd, "block-len") && argc == 4) {
+		struct store_loc loc;
+
+		if (parse_bytes(argv[3], k1, sizeof(k1)) != 32)
+			die("a block id is 32 bytes: '%s'", argv[3]);
+		block_loc(k1, &loc);
+		printf("%" PRIu32 "\n", loc.len);
 	} else if (!strcmp(cmd, "flip-block") && argc == 5) {
 		struct store_loc loc;
 		uint8_t b;

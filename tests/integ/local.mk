@@ -11,6 +11,7 @@ INTEG_TESTS = \
 	%D%/t1230-apps-rsync.sh \
 	%D%/t1300-confidentiality.sh \
 	%D%/t1310-dedup.sh \
+	%D%/t1320-read-corrupt.sh \
 	%D%/t5000-crash-kill9.sh \
 	%D%/t5010-faults-enospc.sh
 TESTS += $(INTEG_TESTS)
