@@ -106,10 +106,22 @@ static const bool store_cf_bloom[1 + STORE_CF_COUNT] = {
 
 static const uint8_t store_zero[STORE_SEG_ALIGN];
 
+/*
+ * Direct appends: a flush's chunk of at least STORE_DIRECT_MIN bytes is
+ * copied into an aligned buffer and written O_DIRECT at a page-aligned
+ * offset (see store_seg_append_chunk). STORE_STAGE_KEEP such buffers of
+ * STORE_STAGE_BYTES are kept between appends; only the pages a chunk
+ * touches become resident.
+ */
+#define STORE_PAGE	  4096u
+#define STORE_DIRECT_MIN  (64u << 10)
+#define STORE_STAGE_KEEP  4
+#define STORE_STAGE_BYTES ((8u << 20) + 2 * STORE_PAGE)
+
 struct store_seg {
 	int fd;
-	_Atomic int dfd;	/* O_DIRECT reader: -2 not yet opened, -1 none */
-	atomic_bool direct_refused;	/* an aligned O_DIRECT read failed EINVAL */
+	_Atomic int dfd;	/* O_DIRECT descriptor: -2 not yet opened, -1 none */
+	atomic_bool direct_refused;	/* an aligned O_DIRECT I/O failed EINVAL */
 	uint32_t nr;
 	_Atomic uint64_t tail; /* next offset to reserve */
 	_Atomic uint64_t wgen; /* appends finished */
@@ -148,6 +160,10 @@ struct store {
 	_Atomic int seg_sync_err;
 	_Atomic(struct store_seg *) active;
 	atomic_flag punch_warned;
+	/* Aligned buffers of direct appends, kept for the next (see there). */
+	pthread_mutex_t stage_lock;
+	void *stage[STORE_STAGE_KEEP];
+	int nstage;
 };
 
 enum store_op_type {
@@ -757,8 +773,12 @@ static void store_free(struct store *st)
 	}
 	if (st->seg_dirfd >= 0)
 		close(st->seg_dirfd);
-	if (st->seg_lock_init)
+	if (st->seg_lock_init) {
 		pthread_mutex_destroy(&st->seg_lock);
+		pthread_mutex_destroy(&st->stage_lock);
+	}
+	for (int q = 0; q < st->nstage; q++)
+		free(st->stage[q]);
 	free(st->path);
 	free(st);
 }
@@ -819,6 +839,11 @@ int store_open(const char *dir, enum store_open_flags flags, struct store **out)
 	ret = -pthread_mutex_init(&st->seg_lock, NULL);
 	if (ret < 0)
 		goto out;
+	ret = -pthread_mutex_init(&st->stage_lock, NULL);
+	if (ret < 0) {
+		pthread_mutex_destroy(&st->seg_lock);
+		goto out;
+	}
 	st->seg_lock_init = true;
 
 	if (flags & STORE_CREATE)
@@ -1399,6 +1424,76 @@ static void store_rec_header(uint8_t hdr[static STORE_SEG_HDR_BYTES],
 	put_be64(hdr + 40, sum);
 }
 
+static int store_seg_direct(struct store *st, struct store_seg *s);
+
+static void *store_stage_get(struct store *st)
+{
+	void *p = NULL;
+
+	pthread_mutex_lock(&st->stage_lock);
+	if (st->nstage > 0)
+		p = st->stage[--st->nstage];
+	pthread_mutex_unlock(&st->stage_lock);
+	if (!p && posix_memalign(&p, STORE_PAGE, STORE_STAGE_BYTES) != 0)
+		p = NULL;
+	return p;
+}
+
+static void store_stage_put(struct store *st, void *p)
+{
+	pthread_mutex_lock(&st->stage_lock);
+	if (st->nstage < STORE_STAGE_KEEP) {
+		st->stage[st->nstage++] = p;
+		p = NULL;
+	}
+	pthread_mutex_unlock(&st->stage_lock);
+	free(p);
+}
+
+/*
+ * Write a chunk's records, laid out in buf (len bytes, page-aligned), at
+ * off through the segment's O_DIRECT descriptor. 1 if written, 0 if this
+ * file system or this I/O cannot go direct (nothing is lost: the caller
+ * writes the same bytes through the page cache), -ENOSPC, -EIO.
+ */
+static int store_write_direct(struct store *st, struct store_seg *s,
+			      const uint8_t *buf, size_t len, uint64_t off)
+{
+	int fd = store_seg_direct(st, s);
+	size_t done = 0;
+
+	if (fd < 0)
+		return 0;
+	while (done < len) {
+		ssize_t n = pwrite(fd, buf + done, len - done,
+				   (off_t)(off + done));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EINVAL) {
+			atomic_store(&s->direct_refused, true);
+			return 0;
+		}
+		if (n < 0)
+			return store_errno_io(errno);
+		if (n == 0)
+			return -ENOSPC;
+		if ((size_t)n % STORE_PAGE && (size_t)n < len - done)
+			return 0;	/* a short write left unaligned */
+		done += (size_t)n;
+	}
+	return 1;
+}
+
+/*
+ * A chunk of records goes to one contiguous run of the active segment.
+ * Large chunks not logged for redo go O_DIRECT: copied into an aligned
+ * buffer (a memcpy costs a fraction of the kernel's copy into the page
+ * cache and its writeback), written at a page-aligned offset and padded to
+ * a whole page; the zeros before and after are what a keyless scan skips
+ * anyway. The rest, and every chunk where O_DIRECT is refused, go through
+ * the page cache with one pwritev.
+ */
 static int store_seg_append_chunk(struct store *st, size_t n,
 				  const uint8_t *const ids[],
 				  const void *const sealed[],
@@ -1410,7 +1505,9 @@ static int store_seg_append_chunk(struct store *st, size_t n,
 	uint8_t (*hdr)[STORE_SEG_HDR_BYTES];
 	struct iovec *iov;
 	struct store_seg *s;
-	uint64_t total = 0, off, pos;
+	uint64_t total = 0, off, pos, span;
+	uint8_t *stage = NULL;
+	bool direct;
 	int ret;
 
 	hdr = malloc(n * sizeof(*hdr));
@@ -1421,8 +1518,7 @@ static int store_seg_append_chunk(struct store *st, size_t n,
 		return -ENOMEM;
 	}
 	for (size_t q = 0; q < n; q++) {
-		uint64_t span = store_round_up(STORE_SEG_HDR_BYTES + lens[q]);
-
+		span = store_round_up(STORE_SEG_HDR_BYTES + lens[q]);
 		store_rec_header(hdr[q], ids[q], lens[q],
 				 sums ? sums[q]
 				      : store_rec_sum(ids[q], sealed[q], lens[q]));
@@ -1434,28 +1530,69 @@ static int store_seg_append_chunk(struct store *st, size_t n,
 		iov[3 * q + 2].iov_len = span - STORE_SEG_HDR_BYTES - lens[q];
 		total += span;
 	}
+	span = total;
+	if (!redo && total >= STORE_DIRECT_MIN &&
+	    total <= STORE_STAGE_BYTES - STORE_PAGE)
+		stage = store_stage_get(st);
+	if (stage) {
+		uint8_t *p = stage;
+
+		span = (total + STORE_PAGE - 1) / STORE_PAGE * STORE_PAGE;
+		for (size_t q = 0; q < 3 * n; q++) {
+			memcpy(p, iov[q].iov_base, iov[q].iov_len);
+			p += iov[q].iov_len;
+		}
+		memset(p, 0, span - total);
+	}
 	for (;;) {
 		s = atomic_load_explicit(&st->active, memory_order_acquire);
 		pthread_rwlock_rdlock(&s->edge);
-		off = atomic_fetch_add_explicit(&s->tail, total,
-						memory_order_relaxed);
-		if (off + total <= STORE_SEG_MAX)
-			break;
+		if (stage && atomic_load_explicit(&s->direct_refused,
+						  memory_order_relaxed)) {
+			store_stage_put(st, stage);
+			stage = NULL;
+			span = total;
+		}
+		if (!stage) {
+			off = atomic_fetch_add_explicit(&s->tail, span,
+							memory_order_relaxed);
+			if (off + span <= STORE_SEG_MAX)
+				break;
+		} else {
+			uint64_t cur = atomic_load_explicit(
+			    &s->tail, memory_order_relaxed);
+
+			do
+				off = (cur + STORE_PAGE - 1) / STORE_PAGE *
+				      STORE_PAGE;
+			while (off + span <= STORE_SEG_MAX &&
+			       !atomic_compare_exchange_weak_explicit(
+				   &s->tail, &cur, off + span,
+				   memory_order_relaxed, memory_order_relaxed));
+			if (off + span <= STORE_SEG_MAX)
+				break;
+		}
 		pthread_rwlock_unlock(&s->edge);
 		ret = store_seg_roll(st, s);
 		if (ret < 0)
 			goto out;
 	}
-	ret = store_pwritev_all(s->fd, iov, (int)(3 * n), off);
+	ret = stage ? store_write_direct(st, s, stage, span, off) : 0;
+	direct = ret == 1;
+	if (ret == 0)
+		ret = store_pwritev_all(s->fd, iov, (int)(3 * n), off);
+	else if (direct)
+		ret = 0;
 	pthread_rwlock_unlock(&s->edge);
 	if (ret < 0) {
 		log_err("cannot write segment '%s/seg/%08" PRIu32
 			"' at %" PRIu64 ": %s",
 			st->path, s->nr, off, strerror(-ret));
-		(void)store_punch(s->fd, off, total);
+		(void)store_punch(s->fd, off, span);
 		goto out;
 	}
-	store_seg_write_behind(s, total);
+	if (!direct)
+		store_seg_write_behind(s, total);
 	g = atomic_fetch_add_explicit(&s->wgen, 1, memory_order_release) + 1;
 	if (!redo) {
 		uint64_t cur = atomic_load_explicit(&s->dgen,
@@ -1474,6 +1611,8 @@ static int store_seg_append_chunk(struct store *st, size_t n,
 		pos += store_round_up(STORE_SEG_HDR_BYTES + lens[q]);
 	}
 out:
+	if (stage)
+		store_stage_put(st, stage);
 	free(hdr);
 	free(iov);
 	return ret;
@@ -1588,10 +1727,10 @@ static const char *store_rec_why(const struct store_loc *loc,
 /* store_rec_why, logged: -EUCLEAN on a mismatch. */
 static int store_rec_check(struct store *st, const struct store_loc *loc,
 			   const uint8_t id[static 32], const uint8_t *hdr,
-			   const uint8_t *sealed, size_t got)
+			   const uint8_t *sealed, size_t got, bool sum)
 {
 	char hex[2 * STORE_ID_LOG_BYTES + 1];
-	const char *why = store_rec_why(loc, id, hdr, sealed, got, true);
+	const char *why = store_rec_why(loc, id, hdr, sealed, got, sum);
 
 	if (!why)
 		return 0;
@@ -1653,11 +1792,12 @@ static ssize_t store_seg_pread(struct store *st, struct store_seg *s,
 }
 
 /*
- * Runs of records are read O_DIRECT: the page cache above the mount holds
- * the plaintext, and a second copy of the ciphertext below it costs a copy
- * per byte and memory. -1 where the file system refuses O_DIRECT (at open,
- * or later a read whose buffer, offset and length are all page-aligned),
- * or where no descriptor is to be had just now.
+ * Runs of records are read O_DIRECT, and large appends written so: the
+ * page cache above the mount holds the plaintext, and a second copy of the
+ * ciphertext below it costs a copy per byte and memory. -1 where the file
+ * system refuses O_DIRECT (at open, or later an I/O whose buffer, offset
+ * and length are all page-aligned), or where no descriptor is to be had
+ * just now.
  */
 static int store_seg_direct(struct store *st, struct store_seg *s)
 {
@@ -1667,7 +1807,8 @@ static int store_seg_direct(struct store *st, struct store_seg *s)
 	if (fd != -2)
 		return fd;
 	snprintf(name, sizeof(name), "%08" PRIu32, s->nr);
-	fd = openat(st->seg_dirfd, name, O_RDONLY | O_DIRECT | O_CLOEXEC);
+	fd = openat(st->seg_dirfd, name,
+		    (st->rdonly ? O_RDONLY : O_RDWR) | O_DIRECT | O_CLOEXEC);
 	if (fd < 0 && errno != EINVAL)
 		return -1;	/* out of descriptors, say: try again later */
 	if (fd < 0)
@@ -1680,8 +1821,8 @@ static int store_seg_direct(struct store *st, struct store_seg *s)
 	return fd;
 }
 
-int store_seg_read(struct store *st, const struct store_loc *loc,
-		   const uint8_t id[static 32], void *buf)
+static int store_seg_read_sum(struct store *st, const struct store_loc *loc,
+			      const uint8_t id[static 32], void *buf, bool sum)
 {
 	uint8_t hdr[STORE_SEG_HDR_BYTES];
 	struct store_seg *s;
@@ -1696,7 +1837,19 @@ int store_seg_read(struct store *st, const struct store_loc *loc,
 			      STORE_SEG_HDR_BYTES + (size_t)loc->len);
 	if (got < 0)
 		return (int)got;
-	return store_rec_check(st, loc, id, hdr, buf, (size_t)got);
+	return store_rec_check(st, loc, id, hdr, buf, (size_t)got, sum);
+}
+
+int store_seg_read(struct store *st, const struct store_loc *loc,
+		   const uint8_t id[static 32], void *buf)
+{
+	return store_seg_read_sum(st, loc, id, buf, true);
+}
+
+int store_seg_read_authed(struct store *st, const struct store_loc *loc,
+			  const uint8_t id[static 32], void *buf)
+{
+	return store_seg_read_sum(st, loc, id, buf, false);
 }
 
 int store_seg_rec_whole(struct store *st, const struct store_loc *loc,

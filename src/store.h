@@ -210,6 +210,14 @@ int store_seg_redo(struct store *st, const struct store_loc *loc,
 int store_seg_read(struct store *st, const struct store_loc *loc,
 		   const uint8_t id[static 32], void *buf) MUST_CHECK;
 /*
+ * store_seg_read for a caller that authenticates the sealed bytes itself
+ * (an AEAD open): the header is checked, the XXH3 checksum is not, since
+ * the tag covers every byte it does. When the open then fails, read the
+ * block again with store_seg_read to log what is wrong.
+ */
+int store_seg_read_authed(struct store *st, const struct store_loc *loc,
+			  const uint8_t id[static 32], void *buf) MUST_CHECK;
+/*
  * Read len raw bytes of a segment from first's offset: a run of records
  * that lie back to back (bytes past the end of the file read as zeros).
  * Check each record in buf with store_seg_rec_check before using it.
@@ -223,7 +231,7 @@ int store_seg_read_run(struct store *st, const struct store_loc *first,
  * authenticates the payload (its AEAD tag covers every byte the checksum
  * does, and more), so summing it again would only cost time. -EUCLEAN, not
  * logged: on any failure, header or tag, the caller reads the block again
- * through store_seg_read, which checks the sum and reports what is wrong.
+ * alone (store_seg_read_authed, then store_seg_read to report).
  */
 int store_seg_rec_check(const struct store_loc *loc,
 			const uint8_t id[static 32], const uint8_t *rec) MUST_CHECK;

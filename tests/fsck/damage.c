@@ -16,6 +16,8 @@
  *   damage STORE extent-id INO IDX         the block id an extent names
  *   damage STORE dirent-of CHILD           keys of the entries naming CHILD
  *   damage STORE flip-block ID OFFSET      xor a byte of a block's sealed bytes
+ *                                          (-48..-1: of its record's header;
+ *                                          -8..-1 is the XXH3 checksum)
  *   damage STORE block-len ID              the length of a block's sealed bytes
  *   damage STORE orphan-record             append a record nothing names
  *   damage STORE junk SEG                  append 1 KiB of junk to a segment
@@ -275,15 +277,13 @@ int main(int argc, char **argv)
 			die("a block id is 32 bytes: '%s'", argv[3]);
 		block_loc(k1, &loc);
 		off = strtol(argv[4], NULL, 10);
-		if (off < 0 || (uint64_t)off >= loc.len)
+		if (off < -48 || off >= (long)loc.len)
 			die("offset out of range: %s", argv[4]);
 		fd = seg_fd(argv[1], loc.seg);
-		if (pread(fd, &b, 1, (off_t)(loc.off + 48 + (uint64_t)off)) !=
-		    1)
+		if (pread(fd, &b, 1, (off_t)loc.off + 48 + off) != 1)
 			die("cannot read");
 		b ^= 0x5a;
-		if (pwrite(fd, &b, 1, (off_t)(loc.off + 48 + (uint64_t)off)) !=
-		    1)
+		if (pwrite(fd, &b, 1, (off_t)loc.off + 48 + off) != 1)
 			die("cannot write");
 		close(fd);
 	} else if (!strcmp(cmd, "redo-cut") && argc == 4) {
