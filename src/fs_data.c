@@ -166,8 +166,8 @@ static int block_read(struct fs *fs, uint64_t ino, uint64_t idx, uint8_t *out)
 		return -ENOMEM;
 	/*
 	 * The tag is the mount's judge: a record whose checksum field alone
-	 * is damaged still opens, here as on the batched path. fsck, which
-	 * has no key to ask, reports it.
+	 * is damaged still opens, here as on the batched path; fsck reports
+	 * it, and with the key writes its header again.
 	 */
 	redo = fs_redo_pending(fs, &loc, id);
 	if (redo)

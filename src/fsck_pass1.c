@@ -1054,6 +1054,48 @@ static void mark_bad(struct fsck *f, const uint8_t *id)
 			sizeof(val));
 }
 
+/*
+ * With the key, a located record that failed its checksum may still be
+ * authentic: if its header is otherwise whole and the tag holds (and the
+ * id recomputes), only the stored checksum is damaged, and writing the
+ * header again keeps the block. 0 if so (reported), 1 if not, -errno.
+ */
+static int keep_authentic(struct fsck *f, const uint8_t *id,
+			  struct fsck_blk *b, const struct fsck_pctx *pc)
+{
+	struct store_loc loc = {.seg = b->seg,
+				.len = b->len,
+				.off = (uint64_t)b->offu * STORE_SEG_ALIGN};
+	uint8_t *buf, *plain;
+	int ret = 1;
+
+	buf = malloc(b->len ? b->len : 1);
+	plain = malloc(VOLUME_MAX_BLOCK);
+	if (!buf || !plain) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	if (store_seg_read_authed(f->st, &loc, id, buf) ||
+	    verify_block(f, id, buf, b->len, plain) != FSCK_BLK_KEY_OK)
+		goto out;
+	ret = 0;
+	b->flags = (b->flags & ~FSCK_BLK_REC_BAD) | FSCK_BLK_REC_OK |
+		   FSCK_BLK_KEY_OK;
+	if ((b->flags & FSCK_BLK_IN_CF) && !(b->flags & FSCK_BLK_CF_BAD) &&
+	    b->csum != store_rec_sum(id, buf, b->len))
+		b->flags |= FSCK_BLK_VAL_DIFF;
+	if (fsck_problem(f, PR_1_REC_SUM, pc)) {
+		ret = store_seg_redo(f->st, &loc, id, buf);
+		if (ret > 0)
+			f->modified = true;
+		ret = ret < 0 ? ret : 0;
+	}
+out:
+	free(buf);
+	free(plain);
+	return ret;
+}
+
 static int judge_loc(struct fsck *f, void *arg, const uint8_t *k, size_t klen,
 		     const uint8_t *v, size_t vlen)
 {
@@ -1105,6 +1147,11 @@ static int judge_loc(struct fsck *f, void *arg, const uint8_t *k, size_t klen,
 	}
 	if (fsck_redo_covers(f, b->seg, pc.off, b->len, id))
 		return 0; /* whole in the redo log: redo-pending */
+	if ((b->flags & FSCK_BLK_REC_BAD) && fsck_keyed(f)) {
+		ret = keep_authentic(f, id, b, &pc);
+		if (ret <= 0)
+			return ret;
+	}
 	b->flags |= FSCK_BLK_LOST;
 	if (b->flags & FSCK_BLK_MARKED)
 		return 0; /* reported with its mark */

@@ -12,6 +12,7 @@ FSCK_CASES = \
 	%D%/f_block_del \
 	%D%/f_block_flip \
 	%D%/f_block_flip_keyed \
+	%D%/f_block_sum_keyed \
 	%D%/f_clean \
 	%D%/f_clean_keyed \
 	%D%/f_dir_del_trimmed \
