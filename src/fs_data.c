@@ -180,8 +180,9 @@ static int block_read(struct fs *fs, uint64_t ino, uint64_t idx, uint8_t *out)
 		/* Which: store_seg_read logs a record failing its checksum. */
 		if (ret == -EUCLEAN && !redo &&
 		    store_seg_read(fs->st, &loc, id, sealed) == 0)
-			why = "a block's record is whole but fails "
-			      "authentication (tampered with)";
+			why = "a block's record is whole but does not open "
+			      "(its tag fails: tampered with; or it does not "
+			      "decode)";
 	}
 	free(sealed);
 	if (ret) {

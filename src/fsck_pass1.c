@@ -15,7 +15,9 @@
  *     names is its block's good copy (block-record-corrupt when not: with
  *     -y recorded bad in the local column family, 'B' id, so that the data
  *     is known lost, reads keep failing with EIO and a later write of the
- *     same contents stores a fresh copy);
+ *     same contents stores a fresh copy); with the key, a record whose
+ *     header is whole but for its checksum and whose tag holds is kept and
+ *     its header written again (block-record-checksum);
  *   - every location names a record of its id and length
  *     (loc-no-record), is well formed (loc-malformed), and is used by a
  *     block or an extent (loc-orphan: released);

@@ -682,14 +682,14 @@ int key_open_split(const struct key *k, enum key_sub sub, const void *ad,
 		memcpy(tag, ct + KEY_NONCE_BYTES + len, KEY_TAG_BYTES);
 		r = key_aead_ossl(false, key_subkey(k, sub), ct, ad, adlen,
 				  ct + KEY_NONCE_BYTES, len, NULL, tag, &s);
-		if (r == 0) {
-			sodium_memzero(split->head, split->headlen);
-			if (w.rest)
-				sodium_memzero(w.rest, len - split->headlen);
-			return -EUCLEAN;
-		}
 		if (r == 1)
 			return 0;
+		/* Bad tag, or libcrypto gave up half way: nothing unproven stays. */
+		sodium_memzero(split->head, split->headlen);
+		if (w.rest)
+			sodium_memzero(w.rest, len - split->headlen);
+		if (r == 0)
+			return -EUCLEAN;
 	}
 #endif
 	ret = key_open(k, sub, ad, adlen, ct, ctlen, scratch);

@@ -9,7 +9,9 @@
  *
  * Segments. Each record starts at a multiple of STORE_SEG_ALIGN. Appenders
  * reserve their range with one atomic fetch_add on the active segment's
- * tail and then pwritev without any lock; a reservation that would run past
+ * tail (a direct append: a compare-and-swap to the next page boundary) and
+ * then write holding only the segment's edge lock shared (see
+ * store_punch_edges); a reservation that would run past
  * STORE_SEG_MAX rolls to the next segment number under seg_lock. A range
  * reserved by an append that failed is left as a hole (punched, best
  * effort) and is never named by a location. Segment descriptors live in a
@@ -110,13 +112,14 @@ static const uint8_t store_zero[STORE_SEG_ALIGN];
  * Direct appends: a flush's chunk of at least STORE_DIRECT_MIN bytes is
  * copied into an aligned buffer and written O_DIRECT at a page-aligned
  * offset (see store_seg_append_chunk). STORE_STAGE_KEEP such buffers of
- * STORE_STAGE_BYTES are kept between appends; only the pages a chunk
- * touches become resident.
+ * STORE_STAGE_BYTES are kept between appends: the pages the largest chunk
+ * so far touched stay resident, 32 MiB at worst (a flush's chunks are
+ * about 1 MiB when files are written sequentially).
  */
 #define STORE_PAGE	  4096u
 #define STORE_DIRECT_MIN  (64u << 10)
 #define STORE_STAGE_KEEP  4
-#define STORE_STAGE_BYTES ((8u << 20) + 2 * STORE_PAGE)
+#define STORE_STAGE_BYTES ((8u << 20) + 2 * STORE_PAGE)	/* see the chunk */
 
 struct store_seg {
 	int fd;
@@ -1426,6 +1429,27 @@ static void store_rec_header(uint8_t hdr[static STORE_SEG_HDR_BYTES],
 
 static int store_seg_direct(struct store *st, struct store_seg *s);
 
+/*
+ * Whether appends to the active segment may go direct: the file system
+ * takes O_DIRECT there, and pages are STORE_PAGE bytes, so that a direct
+ * chunk never shares a page-cache page with a buffered record (with larger
+ * pages the kernel could keep a stale copy of what the direct write put
+ * on disk, and store_punch_edges would judge a page by it).
+ */
+static bool store_direct_appends(struct store *st)
+{
+	static long page;
+	struct store_seg *s;
+
+	if (!page)
+		page = sysconf(_SC_PAGESIZE);
+	if (page != (long)STORE_PAGE)
+		return false;
+	s = atomic_load_explicit(&st->active, memory_order_acquire);
+	return store_seg_direct(st, s) >= 0 &&
+	       !atomic_load_explicit(&s->direct_refused, memory_order_relaxed);
+}
+
 static void *store_stage_get(struct store *st)
 {
 	void *p = NULL;
@@ -1470,7 +1494,8 @@ static int store_write_direct(struct store *st, struct store_seg *s,
 
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0 && errno == EINVAL) {
+		if (n < 0 && (errno == EINVAL || errno == EOPNOTSUPP ||
+			      errno == ENOTSUP)) {
 			atomic_store(&s->direct_refused, true);
 			return 0;
 		}
@@ -1532,7 +1557,7 @@ static int store_seg_append_chunk(struct store *st, size_t n,
 	}
 	span = total;
 	if (!redo && total >= STORE_DIRECT_MIN &&
-	    total <= STORE_STAGE_BYTES - STORE_PAGE)
+	    total <= STORE_STAGE_BYTES - STORE_PAGE && store_direct_appends(st))
 		stage = store_stage_get(st);
 	if (stage) {
 		uint8_t *p = stage;
@@ -1811,8 +1836,10 @@ static int store_seg_direct(struct store *st, struct store_seg *s)
 		    (st->rdonly ? O_RDONLY : O_RDWR) | O_DIRECT | O_CLOEXEC);
 	if (fd < 0 && errno != EINVAL)
 		return -1;	/* out of descriptors, say: try again later */
-	if (fd < 0)
+	if (fd < 0) {
 		fd = -1;
+		atomic_store(&s->direct_refused, true);
+	}
 	if (!atomic_compare_exchange_strong(&s->dfd, &want, fd)) {
 		if (fd >= 0)
 			close(fd);

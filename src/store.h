@@ -163,7 +163,8 @@ int store_iter_status(const struct store_iter *it) MUST_CHECK;
 int store_seg_append(struct store *st, const uint8_t id[static 32],
 		     const void *sealed, size_t len, struct store_loc *loc) MUST_CHECK;
 /*
- * Append n records in one contiguous run (in chunks of at most 8 MiB):
+ * Append n records in contiguous runs (chunks of at most 8 MiB; a chunk
+ * written direct starts on a page boundary, so zeros may lie between two):
  * locs[q] is filled for each. sums[q], if sums is not NULL, is
  * store_rec_sum() of record q, already computed by the caller. On an
  * error none is kept.

@@ -708,6 +708,20 @@ START_TEST(test_store_seg_direct_mixed)
 						  &loc[base + BIG]),
 				 0);
 	}
+	/* Where this file system takes O_DIRECT, the large chunks went so. */
+	{
+		char *probe;
+		int fd;
+
+		ck_assert_int_gt(asprintf(&probe, "%s/probe", tdir), 0);
+		fd = open(probe, O_RDWR | O_CREAT | O_DIRECT, 0600);
+		if (fd >= 0 && sysconf(_SC_PAGESIZE) == 4096)
+			for (size_t r = 0; r < ROUNDS; r++)
+				ck_assert_uint_eq(loc[r * PER].off % 4096, 0);
+		if (fd >= 0)
+			close(fd);
+		free(probe);
+	}
 	for (int pass = 0; pass < 2; pass++) {
 		for (size_t i = 0; i < N; i++) {
 			ck_assert_uint_eq(loc[i].seg, loc[0].seg);
