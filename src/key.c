@@ -544,7 +544,9 @@ static EVP_CIPHER_CTX *key_ossl_ctx(void)
  * bytes were sealed (or opened and authenticated), 0 when the tag did not
  * match, -1 when libcrypto could not do it (no memory): the caller then
  * falls back to libsodium, which computes the same bytes (also for
- * small values, see KEY_BULK_MIN).
+ * small values, see KEY_BULK_MIN). With split (opens only), the plaintext
+ * goes to split->head and then where split->place says (out is unused);
+ * unless 1 is returned, neither buffer keeps any of it.
  */
 static int key_aead_ossl(bool seal, const uint8_t key[static KEY_BYTES],
 			 const uint8_t nonce[static KEY_NONCE_BYTES],
@@ -553,9 +555,9 @@ static int key_aead_ossl(bool seal, const uint8_t key[static KEY_BYTES],
 			 uint8_t tag[static KEY_TAG_BYTES],
 			 const struct key_split *split)
 {
-	uint8_t sub[KEY_BYTES], n12[12] = {0};
+	uint8_t sub[KEY_BYTES], n12[12] = {0}, *rest = NULL;
 	EVP_CIPHER_CTX *c;
-	size_t first = split ? split->headlen : len;
+	size_t first = split ? split->headlen : len, whole = len;
 	int n, ret = -1;
 
 	if (len < KEY_BULK_MIN || len > INT_MAX / 2 || adlen > INT_MAX / 2 ||
@@ -578,7 +580,7 @@ static int key_aead_ossl(bool seal, const uint8_t key[static KEY_BYTES],
 		goto out;
 	if (split) {
 		/* The stream cipher hands out every byte at once. */
-		out = split->place(split->arg, split->head);
+		out = rest = split->place(split->arg, split->head);
 		if (EVP_CipherUpdate(c, out, &n, in + first,
 				     (int)(len - first)) != 1 ||
 		    (size_t)n != len - first)
@@ -594,23 +596,16 @@ static int key_aead_ossl(bool seal, const uint8_t key[static KEY_BYTES],
 		goto out;
 	ret = 1;
 out:
+	/* An open that did not prove its bytes leaves none of them. */
+	if (split && ret != 1) {
+		sodium_memzero(split->head, first);
+		if (rest)
+			sodium_memzero(rest, whole - first);
+	}
 	sodium_memzero(sub, sizeof(sub));
 	return ret;
 }
 
-/* Passes key_open_split's place through, noting the buffer it returned. */
-struct key_split_wrap {
-	const struct key_split *user;
-	uint8_t *rest;
-};
-
-static uint8_t *key_split_note(void *arg, const uint8_t *head)
-{
-	struct key_split_wrap *w = arg;
-
-	w->rest = w->user->place(w->user->arg, head);
-	return w->rest;
-}
 #endif
 
 void key_seal(const struct key *k, enum key_sub sub, const void *ad,
@@ -672,22 +667,14 @@ int key_open_split(const struct key *k, enum key_sub sub, const void *ad,
 #ifdef HAVE_OPENSSL
 	{
 		uint8_t tag[KEY_TAG_BYTES];
-		struct key_split s = *split;
-		struct key_split_wrap w = { split, NULL };
 		int r;
 
-		/* Remember where the rest went, to wipe it on a bad tag. */
-		s.arg = &w;
-		s.place = key_split_note;
+		/* Wiped by key_aead_ossl unless it returns 1. */
 		memcpy(tag, ct + KEY_NONCE_BYTES + len, KEY_TAG_BYTES);
 		r = key_aead_ossl(false, key_subkey(k, sub), ct, ad, adlen,
-				  ct + KEY_NONCE_BYTES, len, NULL, tag, &s);
+				  ct + KEY_NONCE_BYTES, len, NULL, tag, split);
 		if (r == 1)
 			return 0;
-		/* Bad tag, or libcrypto gave up half way: nothing unproven stays. */
-		sodium_memzero(split->head, split->headlen);
-		if (w.rest)
-			sodium_memzero(w.rest, len - split->headlen);
 		if (r == 0)
 			return -EUCLEAN;
 	}

@@ -119,12 +119,13 @@ static const uint8_t store_zero[STORE_SEG_ALIGN];
 #define STORE_PAGE	  4096u
 #define STORE_DIRECT_MIN  (64u << 10)
 #define STORE_STAGE_KEEP  4
-#define STORE_STAGE_BYTES ((8u << 20) + 2 * STORE_PAGE)	/* see the chunk */
+/* A chunk: up to 8 MiB of records plus the one that crossed it, padded. */
+#define STORE_STAGE_BYTES ((8u << 20) + 2 * STORE_PAGE)
 
 struct store_seg {
 	int fd;
 	_Atomic int dfd;	/* O_DIRECT descriptor: -2 not yet opened, -1 none */
-	atomic_bool direct_refused;	/* an aligned O_DIRECT I/O failed EINVAL */
+	atomic_bool direct_refused;	/* O_DIRECT refused: at open, or an aligned I/O */
 	uint32_t nr;
 	_Atomic uint64_t tail; /* next offset to reserve */
 	_Atomic uint64_t wgen; /* appends finished */
@@ -1511,6 +1512,31 @@ static int store_write_direct(struct store *st, struct store_seg *s,
 }
 
 /*
+ * Reserve span bytes of s for an append, on a page boundary if paged:
+ * false if they would run past STORE_SEG_MAX (the segment must roll).
+ */
+static bool store_seg_reserve(struct store_seg *s, uint64_t span, bool paged,
+			      uint64_t *off)
+{
+	uint64_t cur;
+
+	if (!paged) {
+		*off = atomic_fetch_add_explicit(&s->tail, span,
+						 memory_order_relaxed);
+		return *off + span <= STORE_SEG_MAX;
+	}
+	cur = atomic_load_explicit(&s->tail, memory_order_relaxed);
+	do {
+		*off = (cur + STORE_PAGE - 1) / STORE_PAGE * STORE_PAGE;
+		if (*off + span > STORE_SEG_MAX)
+			return false;
+	} while (!atomic_compare_exchange_weak_explicit(
+	    &s->tail, &cur, *off + span, memory_order_relaxed,
+	    memory_order_relaxed));
+	return true;
+}
+
+/*
  * A chunk of records goes to one contiguous run of the active segment.
  * Large chunks not logged for redo go O_DIRECT: copied into an aligned
  * buffer (a memcpy costs a fraction of the kernel's copy into the page
@@ -1574,40 +1600,23 @@ static int store_seg_append_chunk(struct store *st, size_t n,
 		pthread_rwlock_rdlock(&s->edge);
 		if (stage && atomic_load_explicit(&s->direct_refused,
 						  memory_order_relaxed)) {
-			store_stage_put(st, stage);
+			store_stage_put(st, stage);	/* rolled to such a one */
 			stage = NULL;
 			span = total;
 		}
-		if (!stage) {
-			off = atomic_fetch_add_explicit(&s->tail, span,
-							memory_order_relaxed);
-			if (off + span <= STORE_SEG_MAX)
-				break;
-		} else {
-			uint64_t cur = atomic_load_explicit(
-			    &s->tail, memory_order_relaxed);
-
-			do
-				off = (cur + STORE_PAGE - 1) / STORE_PAGE *
-				      STORE_PAGE;
-			while (off + span <= STORE_SEG_MAX &&
-			       !atomic_compare_exchange_weak_explicit(
-				   &s->tail, &cur, off + span,
-				   memory_order_relaxed, memory_order_relaxed));
-			if (off + span <= STORE_SEG_MAX)
-				break;
-		}
+		if (store_seg_reserve(s, span, stage != NULL, &off))
+			break;
 		pthread_rwlock_unlock(&s->edge);
 		ret = store_seg_roll(st, s);
 		if (ret < 0)
 			goto out;
 	}
 	ret = stage ? store_write_direct(st, s, stage, span, off) : 0;
-	direct = ret == 1;
-	if (ret == 0)
-		ret = store_pwritev_all(s->fd, iov, (int)(3 * n), off);
-	else if (direct)
+	direct = ret > 0;
+	if (direct)
 		ret = 0;
+	else if (ret == 0)	/* not direct, or refused: the same bytes */
+		ret = store_pwritev_all(s->fd, iov, (int)(3 * n), off);
 	pthread_rwlock_unlock(&s->edge);
 	if (ret < 0) {
 		log_err("cannot write segment '%s/seg/%08" PRIu32
