@@ -11,7 +11,8 @@
  * becomes a hole), keyed id computed, sealed and appended to a segment only
  * if no block with that id exists (dedup), then one transaction puts the
  * extents, the new reference counts and the inode. Sequential writes are
- * flushed every FS_FLUSH_BYTES so that a commit covers about a megabyte.
+ * flushed every FS_FLUSH_BYTES, so that a commit, a segment write and a
+ * pool job each cover 256 blocks of the default size.
  *
  * Bytes of a stored block past the end of the file are always zero:
  * truncation rewrites the partial last block, so extending a file again
@@ -30,7 +31,7 @@
 #include "fs_int.h"
 #include "log.h"
 
-#define FS_FLUSH_BYTES (1u << 20)
+#define FS_FLUSH_BYTES (4u << 20)
 
 /* ---- reference deltas ---- */
 
@@ -295,6 +296,7 @@ static int dirty_get(struct fs *fs, struct fs_inode *i, uint64_t idx,
 	i->dirty[p].idx = idx;
 	i->dirty[p].buf = buf;
 	i->dirty[p].frozen = false;
+	i->dirty[p].wlo = i->dirty[p].whi = 0;
 	i->ndirty++;
 	atomic_fetch_add(&fs->dirty_bytes, fs->bs);
 	*out = &i->dirty[p];
@@ -538,10 +540,27 @@ static void flush_release(struct flush_ctx *c)
 
 /*
  * Take i's dirty blocks into c: all of them, or (freeze) those no other
- * flush holds, frozen for this one.
+ * flush holds, frozen for this one, except the blocks at the ends of the
+ * write [woff, woff + wlen) that triggered it which that write filled only in
+ * part. Writeback sends a sequential stream in requests that need not
+ * start on a block, and the rest of such a block is the next request's,
+ * often already on its way: sealed now, the copy would be garbage when
+ * that request lands during the flush (freed under the inode lock, each a
+ * hole punched) or would be read back and decrypted after it. A block
+ * left here is taken by a later flush, however it is written.
  */
+static bool flush_wait_fill(const struct fs *fs, const struct fs_dirty *d,
+			    uint64_t off, size_t len)
+{
+	bool edge = d->idx == off / fs->bs ||
+		    (len && d->idx == (off + len - 1) / fs->bs);
+
+	return edge && !(d->wlo == 0 && d->whi == fs->bs);
+}
+
 static int flush_collect(struct fs *fs, struct fs_inode *i,
-			 struct flush_ctx *c, bool freeze)
+			 struct flush_ctx *c, bool freeze, uint64_t woff,
+			 size_t wlen)
 {
 	memset(c, 0, sizeof(*c));
 	c->fs = fs;
@@ -557,7 +576,7 @@ static int flush_collect(struct fs *fs, struct fs_inode *i,
 		struct flush_blk *b = &c->b[c->n];
 		size_t len = 0;
 
-		if (freeze && d->frozen)
+		if (freeze && (d->frozen || flush_wait_fill(fs, d, woff, wlen)))
 			continue;
 		if (start < i->a.size)
 			len = (size_t)MIN((uint64_t)fs->bs, i->a.size - start);
@@ -704,7 +723,7 @@ int fs_data_flush(struct fs *fs, struct fs_inode *i, bool for_fsync)
 		return 0;
 	if (!i->ndirty && !i->attr_dirty)
 		return 0;
-	ret = flush_collect(fs, i, &c, false);
+	ret = flush_collect(fs, i, &c, false, 0, 0);
 	if (ret == 0)
 		ret = journal_txn_new(fs->j, &t);
 	if (ret == 0)
@@ -730,7 +749,8 @@ int fs_data_flush(struct fs *fs, struct fs_inode *i, bool for_fsync)
  * again, its frozen blocks are clean (committed) or dirty again (failed),
  * and the buffers no longer the inode's are freed.
  */
-static int fs_data_flush_unlocked(struct fs *fs, struct fs_inode *i)
+static int fs_data_flush_unlocked(struct fs *fs, struct fs_inode *i,
+				  uint64_t off, size_t len)
 {
 	struct journal_txn *t = NULL;
 	struct flush_ctx c;
@@ -738,7 +758,7 @@ static int fs_data_flush_unlocked(struct fs *fs, struct fs_inode *i)
 	size_t keep = 0;
 	int ret;
 
-	ret = flush_collect(fs, i, &c, true);	/* freezes nothing if it fails */
+	ret = flush_collect(fs, i, &c, true, off, len);	/* freezes nothing if it fails */
 	if (ret || c.n == 0)
 		goto out;
 	pthread_rwlock_unlock(&i->lock);
@@ -1299,6 +1319,13 @@ static int write_locked(struct fs *fs, struct fs_inode *i, const void *buf,
 			memcpy(d->buf + boff, (const uint8_t *)buf + done, n);
 		else
 			memset(d->buf + boff, 0, n);
+		if (d->wlo == d->whi) {
+			d->wlo = (uint32_t)boff;
+			d->whi = (uint32_t)(boff + n);
+		} else {
+			d->wlo = MIN(d->wlo, (uint32_t)boff);
+			d->whi = MAX(d->whi, (uint32_t)(boff + n));
+		}
 		done += n;
 	}
 	return 0;
@@ -1332,7 +1359,7 @@ ssize_t fs_write(struct fs *fs, uint64_t ino, const void *buf, size_t size,
 	i->attr_dirty = true;
 	if ((i->ndirty - i->nfrozen) * fs->bs >= FS_FLUSH_BYTES ||
 	    atomic_load(&fs->dirty_bytes) > FS_DIRTY_MAX_BYTES) {
-		ret = fs_data_flush_unlocked(fs, i);
+		ret = fs_data_flush_unlocked(fs, i, off, size);
 		if (ret)
 			goto out;
 	}

@@ -58,6 +58,7 @@ struct fs_dirty {
 	uint64_t idx;
 	uint8_t *buf;		/* block_size bytes */
 	bool frozen;		/* a flush is preparing it without the lock */
+	uint32_t wlo, whi;	/* span of the bytes written into buf */
 };
 
 enum {

@@ -122,6 +122,18 @@ static const uint8_t store_zero[STORE_SEG_ALIGN];
 /* A chunk: up to 8 MiB of records plus the one that crossed it, padded. */
 #define STORE_STAGE_BYTES ((8u << 20) + 2 * STORE_PAGE)
 
+/*
+ * The active segment is allocated this far ahead of its appends
+ * (fallocate, which also moves the file's end). An append inside the
+ * file is no extending write: ext4 then lets direct appends proceed under
+ * its inode lock shared, where extending ones queue on it exclusively,
+ * each for a whole device write (measured: 1 GiB written in 4 MiB
+ * flushes, 5-10% faster). The space beyond the appends is given back
+ * when the segment rolls or the store closes, and at open after a crash
+ * (store_seg_find_tail).
+ */
+#define STORE_PREALLOC_BYTES (64ull << 20)
+
 struct store_seg {
 	int fd;
 	_Atomic int dfd;	/* O_DIRECT descriptor: -2 not yet opened, -1 none */
@@ -134,6 +146,9 @@ struct store_seg {
 	_Atomic uint64_t unstarted; /* bytes appended since writeback was started */
 	/* Appends hold it shared while writing; a free that merges pages exclusive. */
 	pthread_rwlock_t edge;
+	pthread_mutex_t alloc_lock;	/* store_seg_prealloc */
+	_Atomic uint64_t alloc_end;	/* allocated ahead of appends up to here */
+	bool alloc_refused;		/* fallocate not supported */
 };
 
 struct store_seg_chunk {
@@ -582,6 +597,8 @@ static int store_seg_get_locked(struct store *st, uint32_t nr, bool create,
 	atomic_init(&s->direct_refused, false);
 	s->nr = nr;
 	pthread_rwlock_init(&s->edge, NULL);
+	pthread_mutex_init(&s->alloc_lock, NULL);
+	atomic_init(&s->alloc_end, (uint64_t)sb.st_size);
 	atomic_init(&s->tail, store_round_up((uint64_t)sb.st_size));
 	atomic_init(&s->wgen, 0);
 	atomic_init(&s->sgen, 0);
@@ -619,6 +636,111 @@ static int store_seg_get(struct store *st, uint32_t nr, bool create,
 	ret = store_seg_get_locked(st, nr, create, out);
 	pthread_mutex_unlock(&st->seg_lock);
 	return ret;
+}
+
+/*
+ * Allocate s ahead of an append that reaches need (advice: an append the
+ * space could not be allocated for extends the file as it writes).
+ */
+static void store_seg_prealloc(struct store *st, struct store_seg *s,
+			       uint64_t need)
+{
+	uint64_t end;
+
+	pthread_mutex_lock(&s->alloc_lock);
+	end = atomic_load_explicit(&s->alloc_end, memory_order_relaxed);
+	if (need > end && !s->alloc_refused) {
+		uint64_t want = MIN(STORE_SEG_MAX, need + STORE_PREALLOC_BYTES);
+		int r;
+
+		do {
+			r = fallocate(s->fd, 0, (off_t)end, (off_t)(want - end));
+		} while (r < 0 && errno == EINTR);
+		if (r < 0 && (errno == EOPNOTSUPP || errno == ENOSYS)) {
+			s->alloc_refused = true;
+			log_dbg(LOG_DBG_STORE, "store '%s': segment %08" PRIu32
+				" cannot be allocated ahead", st->path, s->nr);
+		}
+		/* Not retried before the next window, even after ENOSPC. */
+		atomic_store_explicit(&s->alloc_end, want, memory_order_relaxed);
+	}
+	pthread_mutex_unlock(&s->alloc_lock);
+}
+
+/*
+ * Give back what s holds allocated beyond its appends. Exclusive on the
+ * edge lock, so no append is between its reservation and its write: one
+ * reserved later lies past the new end and writes it again.
+ */
+static void store_seg_trim(struct store *st, struct store_seg *s)
+{
+	uint64_t tail;
+
+	pthread_rwlock_wrlock(&s->edge);
+	pthread_mutex_lock(&s->alloc_lock);
+	tail = atomic_load_explicit(&s->tail, memory_order_relaxed);
+	if (atomic_load_explicit(&s->alloc_end, memory_order_relaxed) > tail) {
+		if (ftruncate(s->fd, (off_t)tail) < 0)
+			log_warn("store '%s': cannot give back the space "
+				 "allocated ahead in segment %08" PRIu32 ": %s",
+				 st->path, s->nr, strerror(errno));
+		else
+			atomic_store_explicit(&s->alloc_end, tail,
+					      memory_order_relaxed);
+	}
+	pthread_mutex_unlock(&s->alloc_lock);
+	pthread_rwlock_unlock(&s->edge);
+}
+
+/*
+ * Where appends to s resume when it is opened for writing: after the last
+ * byte written, not at the end of space allocated ahead and left unused by
+ * a crash (it reads as a hole; only the last two windows can be such).
+ * A record that its location names and that did not reach the disk is
+ * either in no durable batch, or logged for redo, and writing it again
+ * moves the tail past it (store_seg_redo). Where the file system cannot
+ * tell holes from data, the end of the file is the answer, as before.
+ */
+static void store_seg_find_tail(struct store *st, struct store_seg *s)
+{
+	uint64_t size = atomic_load_explicit(&s->alloc_end,
+					     memory_order_relaxed);
+	uint64_t from = size > 2 * STORE_PREALLOC_BYTES
+			    ? size - 2 * STORE_PREALLOC_BYTES
+			    : 0;
+	uint64_t end = from;
+	off_t pos = (off_t)from;
+
+	while ((uint64_t)pos < size) {
+		off_t d = lseek(s->fd, pos, SEEK_DATA), h;
+
+		if (d < 0) {
+			if (errno != ENXIO)
+				end = size;
+			break;
+		}
+		h = lseek(s->fd, d, SEEK_HOLE);
+		if (h < 0) {
+			end = size;
+			break;
+		}
+		end = (uint64_t)h;
+		pos = h;
+	}
+	end = store_round_up(end);
+	if (end >= size)
+		return;
+	if (ftruncate(s->fd, (off_t)end) < 0) {
+		log_warn("store '%s': cannot give back the space allocated "
+			 "ahead in segment %08" PRIu32 ": %s",
+			 st->path, s->nr, strerror(errno));
+		return;
+	}
+	log_info("store '%s': segment %08" PRIu32 " gave back %" PRIu64
+		 " bytes allocated ahead of appends before a crash",
+		 st->path, s->nr, size - end);
+	atomic_store_explicit(&s->tail, end, memory_order_relaxed);
+	atomic_store_explicit(&s->alloc_end, end, memory_order_relaxed);
 }
 
 /* Find the highest segment and make it the active one (writable stores). */
@@ -670,6 +792,7 @@ static int store_seg_init(struct store *st)
 	ret = store_seg_get(st, hi, true, &s);
 	if (ret < 0)
 		return ret == -ERANGE ? -EUCLEAN : ret;
+	store_seg_find_tail(st, s);
 	atomic_store_explicit(&st->active, s, memory_order_release);
 	return 0;
 }
@@ -769,6 +892,7 @@ static void store_free(struct store *st)
 				if (atomic_load(&s->dfd) >= 0)
 					close(atomic_load(&s->dfd));
 				pthread_rwlock_destroy(&s->edge);
+				pthread_mutex_destroy(&s->alloc_lock);
 				free(s);
 			}
 			free(c);
@@ -889,6 +1013,8 @@ void store_close(struct store *st)
 		if (store_seg_sync(st) < 0)
 			log_err("closing store '%s': segments not synced",
 				st->path);
+		if (atomic_load(&st->active))
+			store_seg_trim(st, atomic_load(&st->active));
 		rocksdb_flush_wal(st->db, 1, &err);
 		if (err) {
 			(void)store_err(st->path,
@@ -1370,6 +1496,7 @@ static int store_seg_roll(struct store *st, struct store_seg *full)
 	atomic_store_explicit(&st->active, s, memory_order_release);
 	log_dbg(LOG_DBG_STORE, "store '%s': new segment %08" PRIu32, st->path,
 		s->nr);
+	store_seg_trim(st, full);
 out:
 	pthread_mutex_unlock(&st->seg_lock);
 	return ret;
@@ -1604,8 +1731,13 @@ static int store_seg_append_chunk(struct store *st, size_t n,
 			stage = NULL;
 			span = total;
 		}
-		if (store_seg_reserve(s, span, stage != NULL, &off))
+		if (store_seg_reserve(s, span, stage != NULL, &off)) {
+			if (off + span > atomic_load_explicit(
+						  &s->alloc_end,
+						  memory_order_relaxed))
+				store_seg_prealloc(st, s, off + span);
 			break;
+		}
 		pthread_rwlock_unlock(&s->edge);
 		ret = store_seg_roll(st, s);
 		if (ret < 0)

@@ -1014,15 +1014,26 @@ END_TEST
 START_TEST(test_store_seg_roll)
 {
 	struct store_loc a, b, c, d, e;
-	uint8_t id[32], got[1000], buf[1000];
+	uint8_t id[32], got[1000], buf[1000], zeros[512] = {0};
 	struct store *st;
 	char *p;
+	int fd;
 
 	st = open_store(STORE_CREATE);
 	store_close(st);
-	/* Make segment 1 nearly full without writing a gigabyte. */
+	/*
+	 * Make segment 1 nearly full without writing a gigabyte: a sparse
+	 * file whose last unit before the tail is written (zeros). A hole
+	 * there would read as space allocated ahead and left by a crash.
+	 */
 	p = seg_file(1);
 	ck_assert_int_eq(truncate(p, (off_t)(STORE_SEG_MAX - 1024)), 0);
+	fd = open(p, O_WRONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pwrite(fd, zeros, sizeof(zeros),
+				(off_t)(STORE_SEG_MAX - 1024 - sizeof(zeros))),
+			 (ssize_t)sizeof(zeros));
+	close(fd);
 	free(p);
 
 	st = open_store(0);
@@ -1059,6 +1070,65 @@ START_TEST(test_store_seg_roll)
 	ck_assert_int_eq(store_seg_append(st, id, buf, 10, &e), 0);
 	ck_assert_uint_eq(e.seg, 2);
 	store_close(st);
+}
+END_TEST
+
+/*
+ * The active segment is allocated ahead of its appends; a clean close
+ * gives the space back, and so does the next open after a crash left it.
+ */
+START_TEST(test_store_seg_prealloc)
+{
+	struct store_loc loc[8], after;
+	uint8_t id[32], got[20000], buf[20000];
+	struct store *st;
+	struct stat sb;
+	char *p = NULL;
+	int fd;
+
+	st = open_store(STORE_CREATE);
+	make_id(id, 7);
+	for (int q = 0; q < 8; q++) {
+		fill(buf, sizeof(buf), (uint64_t)q);
+		ck_assert_int_eq(store_seg_append(st, id, buf, sizeof(buf),
+						  &loc[q]), 0);
+	}
+	p = seg_file(loc[0].seg);
+	ck_assert_int_eq(stat(p, &sb), 0);
+	if ((uint64_t)sb.st_size == loc[7].off + store_seg_span(loc[7].len)) {
+		/* The file system allocates nothing ahead: nothing to test. */
+		store_close(st);
+		free(p);
+		return;
+	}
+	ck_assert_uint_gt((uint64_t)sb.st_size,
+			  loc[7].off + store_seg_span(loc[7].len));
+	store_close(st);
+	ck_assert_int_eq(stat(p, &sb), 0);
+	ck_assert_uint_eq((uint64_t)sb.st_size,
+			  loc[7].off + store_seg_span(loc[7].len));
+
+	/* A crash after allocating ahead: 64 MiB of it left past the end. */
+	fd = open(p, O_WRONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(fallocate(fd, 0, sb.st_size, 64 << 20), 0);
+	close(fd);
+	st = open_store(0);
+	ck_assert_int_eq(stat(p, &sb), 0);
+	ck_assert_uint_le((uint64_t)sb.st_size,
+			  (loc[7].off + store_seg_span(loc[7].len) + 4095) /
+			      4096 * 4096);
+	ck_assert_int_eq(store_seg_append(st, id, buf, 100, &after), 0);
+	ck_assert_uint_eq(after.seg, loc[0].seg);
+	ck_assert_uint_ge(after.off, loc[7].off + store_seg_span(loc[7].len));
+	ck_assert_uint_lt(after.off, (uint64_t)sb.st_size + 4096);
+	for (int q = 0; q < 8; q++) {
+		fill(buf, sizeof(buf), (uint64_t)q);
+		ck_assert_int_eq(store_seg_read(st, &loc[q], id, got), 0);
+		ck_assert_mem_eq(got, buf, sizeof(buf));
+	}
+	store_close(st);
+	free(p);
 }
 END_TEST
 
@@ -1478,6 +1548,7 @@ static Suite *store_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_store_seg_roll);
+	tcase_add_test(tc, test_store_seg_prealloc);
 	tcase_add_test(tc, test_store_seg_too_big);
 	tcase_add_test(tc, test_store_empty_value);
 	tcase_add_test(tc, test_store_big_batch);
