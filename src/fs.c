@@ -1130,6 +1130,7 @@ static int fs_new(struct volume *v, bool rdonly, struct fs **out)
 		pthread_mutex_init(&fs->buckets[q].lock, NULL);
 	fs->inode_cache = FS_INODE_CACHE_DEFAULT;
 	pthread_mutex_init(&fs->rdbufs.lock, NULL);
+	fs_pcache_init(fs);
 	pool_start(&fs->pool);
 	*out = fs;
 	return 0;
@@ -1186,6 +1187,7 @@ static void fs_free(struct fs *fs)
 	for (size_t q = 0; q < fs->rdbufs.nfree; q++)
 		munmap(fs->rdbufs.free[q], FS_RDBUF_BYTES);
 	pthread_mutex_destroy(&fs->rdbufs.lock);
+	fs_pcache_free(fs);
 	free(fs);
 }
 

@@ -149,6 +149,8 @@ int fs_create(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent,
  * read one by one (a damaged or missing record; for tests and debugging).
  */
 uint64_t fs_read_retries(struct fs *fs);
+/* Partial writes whose block came from the plaintext cache (for tests). */
+uint64_t fs_pcache_hits(struct fs *fs);
 /* Read into buf; returns bytes read (short at end of file) or -errno. */
 ssize_t fs_read(struct fs *fs, uint64_t ino, void *buf, size_t size,
 		uint64_t off) MUST_CHECK;

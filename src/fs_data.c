@@ -134,8 +134,86 @@ static void extent_put(struct fs *fs, struct journal_txn *t, uint64_t ino,
 	journal_txn_put(t, STORE_CF_EXTENT, key, sizeof(key), val, sizeof(val));
 }
 
-/* Read block idx of ino into out (fs->bs bytes, zero-filled past its data). */
-static int block_read(struct fs *fs, uint64_t ino, uint64_t idx, uint8_t *out)
+/* ---- plaintext cache (fs_int.h) ---- */
+
+void fs_pcache_init(struct fs *fs)
+{
+	struct fs_pcache *pc = &fs->pcache;
+
+	pthread_mutex_init(&pc->lock, NULL);
+	pc->nslots = MAX((size_t)16, FS_PCACHE_BYTES / fs->bs);
+	pc->slot = calloc(pc->nslots, sizeof(*pc->slot));
+	if (!pc->slot)
+		pc->nslots = 0;	/* no cache: every lookup misses */
+}
+
+void fs_pcache_free(struct fs *fs)
+{
+	struct fs_pcache *pc = &fs->pcache;
+
+	for (size_t q = 0; q < pc->nslots; q++)
+		free(pc->slot[q].buf);
+	free(pc->slot);
+	pthread_mutex_destroy(&pc->lock);
+}
+
+static struct fs_pcache_slot *pcache_slot(struct fs_pcache *pc,
+					  const uint8_t *id)
+{
+	return &pc->slot[get_be64(id) % pc->nslots];
+}
+
+/* Copy block id's plaintext into out (fs->bs bytes) if it is cached. */
+static bool pcache_get(struct fs *fs, const uint8_t *id, uint8_t *out)
+{
+	struct fs_pcache *pc = &fs->pcache;
+	struct fs_pcache_slot *s;
+	bool hit = false;
+
+	if (!pc->nslots)
+		return false;
+	pthread_mutex_lock(&pc->lock);
+	s = pcache_slot(pc, id);
+	if (s->buf && !memcmp(s->id, id, KEY_ID_BYTES)) {
+		memcpy(out, s->buf, s->len);
+		memset(out + s->len, 0, fs->bs - s->len);
+		hit = true;
+		pc->hits++;
+	}
+	pthread_mutex_unlock(&pc->lock);
+	return hit;
+}
+
+/* Keep buf (fs->bs bytes, its first len those of block id): it is ours now. */
+static void pcache_put(struct fs *fs, const uint8_t *id, uint8_t *buf,
+		       size_t len)
+{
+	struct fs_pcache *pc = &fs->pcache;
+	struct fs_pcache_slot *s;
+	uint8_t *old;
+
+	if (!pc->nslots) {
+		free(buf);
+		return;
+	}
+	pthread_mutex_lock(&pc->lock);
+	s = pcache_slot(pc, id);
+	old = s->buf;
+	memcpy(s->id, id, KEY_ID_BYTES);
+	s->buf = buf;
+	s->len = len;
+	pthread_mutex_unlock(&pc->lock);
+	free(old);
+}
+
+/*
+ * Read block idx of ino into out (fs->bs bytes, zero-filled past its data).
+ * For a read-modify-write (rmw), a block's plaintext kept by the cache will
+ * do: its bytes were authentic when stored. Reads proper always go to the
+ * store, which judges its records (a damaged one reads as EIO).
+ */
+static int block_read(struct fs *fs, uint64_t ino, uint64_t idx, uint8_t *out,
+		      bool rmw)
 {
 	uint8_t id[KEY_ID_BYTES], lkey[1 + KEY_ID_BYTES], lval[STORE_LOC_BYTES];
 	struct store_loc loc;
@@ -152,6 +230,8 @@ static int block_read(struct fs *fs, uint64_t ino, uint64_t idx, uint8_t *out)
 	}
 	if (ret)
 		return ret;
+	if (rmw && pcache_get(fs, id, out))
+		return 0;
 	lkey[0] = 'L';
 	memcpy(lkey + 1, id, KEY_ID_BYTES);
 	ret = store_get_buf(fs->st, STORE_CF_LOCAL, lkey, sizeof(lkey), lval,
@@ -283,7 +363,7 @@ static int dirty_get(struct fs *fs, struct fs_inode *i, uint64_t idx,
 	if (!buf)
 		return -ENOMEM;
 	if (!whole && idx * fs->bs < i->a.size) {
-		ret = block_read(fs, i->ino, idx, buf);
+		ret = block_read(fs, i->ino, idx, buf, true);
 		if (ret) {
 			free(buf);
 			return ret;
@@ -700,6 +780,28 @@ static int flush_apply(struct fs *fs, struct fs_inode *i, struct flush_ctx *c,
 	return 0;
 }
 
+/*
+ * After a synchronous flush committed c: its blocks' buffers (those still
+ * the inode's, not held by a flush in progress) go to the plaintext cache
+ * instead of being freed.
+ */
+static void flush_keep_plain(struct fs *fs, struct fs_inode *i,
+			     struct flush_ctx *c)
+{
+	for (size_t q = 0; q < c->n; q++) {
+		struct flush_blk *b = &c->b[q];
+		struct fs_dirty *d;
+
+		if (!b->len)
+			continue;
+		d = dirty_find(i, b->idx);
+		if (!d || d->buf != b->buf || d->frozen)
+			continue;
+		pcache_put(fs, b->id, d->buf, b->len);
+		d->buf = NULL;	/* fs_dirty_free counts it off */
+	}
+}
+
 static void flush_failed(struct fs *fs, struct fs_inode *i, int ret)
 {
 	/* The buffers stay; the in-memory attributes may be ahead of the store. */
@@ -734,10 +836,12 @@ int fs_data_flush(struct fs *fs, struct fs_inode *i, bool for_fsync)
 		fs_put_inode(fs, t, i);
 		ret = fs_commit(fs, t, &c.refs, false);
 	}
-	if (ret == 0)
+	if (ret == 0) {
+		flush_keep_plain(fs, i, &c);
 		fs_dirty_free(fs, i);
-	else
+	} else {
 		flush_failed(fs, i, ret);
+	}
 	flush_release(&c);
 	journal_txn_free(t);
 	return ret;
@@ -1193,7 +1297,7 @@ static int open_job(void *arg, size_t q)
 	    codec_open(fs->codec, b->id, b->rec + STORE_SEG_HDR_BYTES,
 		       b->loc.len, b->dst, fs->bs, &plain)) {
 		atomic_fetch_add(&fs->read_retries, 1);
-		return block_read(fs, c->ino, b->idx, b->dst);
+		return block_read(fs, c->ino, b->idx, b->dst, false);
 	}
 	if (plain < fs->bs)
 		memset(b->dst + plain, 0, fs->bs - plain);
@@ -1218,6 +1322,16 @@ static int read_blocks(struct read_ctx *c)
 	free(c->runs);
 	c->runs = NULL;
 	return ret;
+}
+
+uint64_t fs_pcache_hits(struct fs *fs)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&fs->pcache.lock);
+	n = fs->pcache.hits;
+	pthread_mutex_unlock(&fs->pcache.lock);
+	return n;
 }
 
 uint64_t fs_read_retries(struct fs *fs)
@@ -1267,7 +1381,7 @@ ssize_t fs_read(struct fs *fs, uint64_t ino, void *buf, size_t size,
 			rc.b[nwhole].idx = idx;
 			rc.b[nwhole++].dst = (uint8_t *)buf + done;
 		} else if (boff == 0 && n == fs->bs) {
-			ret = block_read(fs, ino, idx, (uint8_t *)buf + done);
+			ret = block_read(fs, ino, idx, (uint8_t *)buf + done, false);
 			if (ret)
 				goto out;
 		} else {
@@ -1277,7 +1391,7 @@ ssize_t fs_read(struct fs *fs, uint64_t ino, void *buf, size_t size,
 				ret = -ENOMEM;
 				goto out;
 			}
-			ret = block_read(fs, ino, idx, tmp);
+			ret = block_read(fs, ino, idx, tmp, false);
 			if (ret)
 				goto out;
 			memcpy((uint8_t *)buf + done, tmp + boff, n);

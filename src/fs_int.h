@@ -148,6 +148,28 @@ struct fs_rdbufs {
 	size_t nfree;
 };
 
+/*
+ * Plaintext of the blocks a synchronous flush (fsync, close) just stored,
+ * by id (fs_data.c): the read-modify-write of a small page that is written
+ * again and again (a database's header, its index pages) then needs no
+ * segment read, decryption or decompression. Direct-mapped, the buffers
+ * moved in from the flush without a copy. An id is a keyed hash of its
+ * plaintext, so an entry is never stale.
+ */
+#define FS_PCACHE_BYTES (8u << 20)
+struct fs_pcache_slot {
+	uint8_t id[KEY_ID_BYTES];
+	uint8_t *buf;		/* fs->bs bytes, NULL if empty */
+	size_t len;		/* the block's stored length */
+};
+
+struct fs_pcache {
+	pthread_mutex_t lock;
+	struct fs_pcache_slot *slot;
+	size_t nslots;
+	uint64_t hits;
+};
+
 struct fs {
 	struct volume *v;
 	struct store *st;
@@ -171,6 +193,7 @@ struct fs {
 	struct journal_redo *redo_pending;
 	size_t nredo_pending;
 	struct fs_rdbufs rdbufs;
+	struct fs_pcache pcache;
 	size_t inode_cache;		/* idle ones kept beyond this become ghosts */
 	pthread_mutex_t block_lock;
 	pthread_mutex_t rename_lock;
@@ -234,6 +257,9 @@ int fs_parallel(struct fs *fs, size_t n, fs_work_fn *fn, void *arg) MUST_CHECK;
 bool fs_redo_pending(const struct fs *fs, const struct store_loc *loc,
 		     const uint8_t id[static KEY_ID_BYTES]);
 /* Seal a block: *sealed is malloc'd, *csum its record's store_rec_sum. */
+void fs_pcache_init(struct fs *fs);
+void fs_pcache_free(struct fs *fs);
+
 int fs_block_seal(struct fs *fs, const uint8_t id[static KEY_ID_BYTES],
 		  const uint8_t *plain, size_t len, uint8_t **sealed,
 		  size_t *slen, uint64_t *csum) MUST_CHECK;
