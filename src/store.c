@@ -138,6 +138,12 @@ static const uint8_t store_zero[STORE_SEG_ALIGN];
  * (store_seg_find_tail).
  */
 #define STORE_PREALLOC_BYTES (64ull << 20)
+/*
+ * ...only while the file system keeps this much free after it: the space
+ * ahead counts as used, and the mount's full-disk guard (2% of the disk,
+ * 8 to 256 MiB, fs_data.c) must find it free for RocksDB.
+ */
+#define STORE_PREALLOC_FLOOR (1ull << 30)
 
 struct store_seg {
 	int fd;
@@ -154,6 +160,7 @@ struct store_seg {
 	pthread_mutex_t alloc_lock;	/* store_seg_prealloc */
 	_Atomic uint64_t alloc_end;	/* allocated ahead of appends up to here */
 	bool alloc_refused;		/* fallocate not supported */
+	bool retired;			/* rolled away from: no more ahead */
 };
 
 struct store_seg_chunk {
@@ -654,10 +661,17 @@ static void store_seg_prealloc(struct store *st, struct store_seg *s,
 
 	pthread_mutex_lock(&s->alloc_lock);
 	end = atomic_load_explicit(&s->alloc_end, memory_order_relaxed);
-	if (need > end && !s->alloc_refused) {
+	if (need > end && !s->alloc_refused && !s->retired) {
 		uint64_t want = MIN(STORE_SEG_MAX, need + STORE_PREALLOC_BYTES);
+		struct statvfs sv;
 		int r;
 
+		if (fstatvfs(s->fd, &sv) < 0 ||
+		    (uint64_t)sv.f_bavail * sv.f_frsize <
+			STORE_PREALLOC_FLOOR + (want - end)) {
+			pthread_mutex_unlock(&s->alloc_lock);
+			return;	/* the append extends the file */
+		}
 		do {
 			r = fallocate(s->fd, 0, (off_t)end, (off_t)(want - end));
 		} while (r < 0 && errno == EINTR);
@@ -673,7 +687,8 @@ static void store_seg_prealloc(struct store *st, struct store_seg *s,
 }
 
 /*
- * Give back what s holds allocated beyond its appends. Exclusive on the
+ * Give back what s holds allocated beyond its appends, and allocate no
+ * more ahead in it (it rolled away, or the store closes). Exclusive on the
  * edge lock, so no append is between its reservation and its write: one
  * reserved later lies past the new end and writes it again.
  */
@@ -683,6 +698,7 @@ static void store_seg_trim(struct store *st, struct store_seg *s)
 
 	pthread_rwlock_wrlock(&s->edge);
 	pthread_mutex_lock(&s->alloc_lock);
+	s->retired = true;
 	tail = atomic_load_explicit(&s->tail, memory_order_relaxed);
 	if (atomic_load_explicit(&s->alloc_end, memory_order_relaxed) > tail) {
 		if (ftruncate(s->fd, (off_t)tail) < 0)
@@ -716,6 +732,9 @@ static void store_seg_find_tail(struct store *st, struct store_seg *s)
 	uint64_t end = from;
 	off_t pos = (off_t)from;
 
+	/* The extent map settled: whatever the page cache holds is on disk. */
+	if (fdatasync(s->fd) < 0)
+		return;
 	while ((uint64_t)pos < size) {
 		off_t d = lseek(s->fd, pos, SEEK_DATA), h;
 
