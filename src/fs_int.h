@@ -149,7 +149,7 @@ struct fs_rdbufs {
 };
 
 /*
- * Plaintext of the blocks a synchronous flush (fsync, close) just stored,
+ * Plaintext of the blocks an fsync's flush just stored,
  * by id (fs_data.c): the read-modify-write of a small page that is written
  * again and again (a database's header, its index pages) then needs no
  * segment read, decryption or decompression. Direct-mapped, the buffers

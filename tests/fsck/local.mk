@@ -13,6 +13,7 @@ FSCK_CASES = \
 	%D%/f_block_flip \
 	%D%/f_block_flip_keyed \
 	%D%/f_block_sum_keyed \
+	%D%/f_block_sum_keyless_then_keyed \
 	%D%/f_clean \
 	%D%/f_clean_keyed \
 	%D%/f_dir_del_trimmed \

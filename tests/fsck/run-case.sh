@@ -11,6 +11,8 @@
 #                  damage helper on it, `sst_of CF` names its table files
 #   KEEP=(paths)   files that must come through intact (checked after)
 #   FSCK_OPTS=()   options for every fsck run (--passphrase-file ...)
+#   FSCK_OPTS_2=() options for the second repair run only, when set (a
+#                  keyless repair followed by one with the key)
 #   FSCK_MODE=-y   the mode of the two repair runs (-y or -p)
 #   MOUNT_AFTER=0  when the repaired store is not expected to mount
 #   check_after()  optional, run with the repaired store mounted
@@ -33,6 +35,7 @@ FILTER="$top_srcdir/tests/fsck/filter.sed"
 MNT="$T/mnt"
 KEEP=()
 FSCK_OPTS=()
+unset FSCK_OPTS_2
 FSCK_MODE=-y
 MOUNT_AFTER=1
 dmg() { "$DAMAGE" store "$@"; }
@@ -95,8 +98,10 @@ diagnose()
 }
 
 for run in 1 2; do
+	opts=("${FSCK_OPTS[@]}")
+	[ "$run" = 2 ] && [ -n "${FSCK_OPTS_2+set}" ] && opts=("${FSCK_OPTS_2[@]}")
 	rc=0
-	emb_timeout 120 fsck.embassyfs "$FSCK_MODE" "${FSCK_OPTS[@]}" store \
+	emb_timeout 120 fsck.embassyfs "$FSCK_MODE" "${opts[@]}" store \
 		>"$T/out.$run" 2>"$T/err.$run" || rc=$?
 	echo "Exit status is $rc" >>"$T/out.$run"
 	sed -f "$FILTER" "$T/out.$run" >"$T/out.$run.f"
