@@ -151,6 +151,8 @@ int fs_create(struct fs *fs, const struct fs_ctx *ctx, uint64_t parent,
 uint64_t fs_read_retries(struct fs *fs);
 /* Partial writes whose block came from the plaintext cache (for tests). */
 uint64_t fs_pcache_hits(struct fs *fs);
+/* Partial writes whose block was read back from the store (for tests). */
+uint64_t fs_rmw_reads(struct fs *fs);
 /* Read into buf; returns bytes read (short at end of file) or -errno. */
 ssize_t fs_read(struct fs *fs, uint64_t ino, void *buf, size_t size,
 		uint64_t off) MUST_CHECK;

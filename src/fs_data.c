@@ -234,6 +234,8 @@ static int block_read(struct fs *fs, uint64_t ino, uint64_t idx, uint8_t *out,
 		return ret;
 	if (rmw && pcache_get(fs, id, out))
 		return 0;
+	if (rmw)
+		atomic_fetch_add(&fs->rmw_reads, 1);
 	lkey[0] = 'L';
 	memcpy(lkey + 1, id, KEY_ID_BYTES);
 	ret = store_get_buf(fs->st, STORE_CF_LOCAL, lkey, sizeof(lkey), lval,
@@ -1339,6 +1341,11 @@ uint64_t fs_pcache_hits(struct fs *fs)
 	n = fs->pcache.hits;
 	pthread_mutex_unlock(&fs->pcache.lock);
 	return n;
+}
+
+uint64_t fs_rmw_reads(struct fs *fs)
+{
+	return atomic_load(&fs->rmw_reads);
 }
 
 uint64_t fs_read_retries(struct fs *fs)

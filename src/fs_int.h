@@ -186,6 +186,7 @@ struct fs {
 	atomic_uint_fast64_t next_ino;
 	_Atomic size_t ninodes;		/* struct fs_inode allocated */
 	_Atomic uint64_t read_retries;	/* blocks the batched read left to block_read */
+	_Atomic uint64_t rmw_reads;	/* blocks read back for a partial write */
 	/*
 	 * Read-only: records a crash kept from their segment, read from their
 	 * redo entries instead (sorted by place; fs_redo_pending).

@@ -336,6 +336,50 @@ START_TEST(test_fs_pcache_rmw)
 }
 END_TEST
 
+/*
+ * A sequential stream whose writes do not start on a block (writeback's
+ * requests): the flush a write starts leaves its half-filled last block
+ * to the next write, which fills it, so no block is stored half and read
+ * back to be completed. The file reads back whole.
+ */
+START_TEST(test_fs_flush_misaligned_stream)
+{
+	const size_t piece = 1u << 20, n = 16, skew = 4096;
+	uint8_t *data = malloc(n * piece), *back = malloc(n * piece);
+	struct fs_attr a;
+	struct ffix f;
+	uint64_t ino;
+
+	ck_assert_ptr_nonnull(data);
+	ck_assert_ptr_nonnull(back);
+	for (size_t q = 0; q < n * piece; q++)
+		data[q] = (uint8_t)(q * 2654435761u >> 13);
+	ffix_open_bs(&f, 16384);
+	ck_assert_int_eq(fs_create(f.fs, &f.ctx, FS_ROOT_INO, "stream", 0644,
+				   O_RDWR, &a), 0);
+	ino = a.ino;
+	ck_assert_int_eq(fs_write(f.fs, ino, data, skew, 0), (ssize_t)skew);
+	for (size_t k = 0; k < n - 1; k++)
+		ck_assert_int_eq(fs_write(f.fs, ino, data + skew + k * piece,
+					  piece, skew + k * piece),
+				 (ssize_t)piece);
+	ck_assert_int_eq(fs_write(f.fs, ino, data + skew + (n - 1) * piece,
+				  piece - skew, skew + (n - 1) * piece),
+			 (ssize_t)(piece - skew));
+	ck_assert_uint_eq(fs_rmw_reads(f.fs), 0);
+	ck_assert_int_eq(fs_fsync(f.fs, ino, false), 0);
+	ck_assert_int_eq(fs_release(f.fs, ino), 0);
+	fs_forget(f.fs, ino, 1);
+	ffix_reopen(&f);
+	ck_assert_int_eq(fs_read(f.fs, ino, back, n * piece, 0),
+			 (ssize_t)(n * piece));
+	ck_assert_mem_eq(back, data, n * piece);
+	ffix_close(&f);
+	free(data);
+	free(back);
+}
+END_TEST
+
 START_TEST(test_fs_dedup_refcounts)
 {
 	struct ffix f;
@@ -1277,6 +1321,7 @@ static Suite *fs_suite(void)
 	tcase_add_test(core, test_fs_rename_flags);
 	tcase_add_test(core, test_fs_sparse_truncate_punch);
 	tcase_add_test(core, test_fs_pcache_rmw);
+	tcase_add_test(core, test_fs_flush_misaligned_stream);
 	tcase_add_test(core, test_fs_dedup_refcounts);
 	tcase_add_test(core, test_fs_orphan_kept_while_open);
 	tcase_add_test(core, test_fs_xattrs);
