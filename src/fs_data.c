@@ -1463,6 +1463,7 @@ ssize_t fs_write(struct fs *fs, uint64_t ino, const void *buf, size_t size,
 		 uint64_t off)
 {
 	struct fs_inode *i;
+	bool over;
 	ssize_t ret;
 
 	if (fs->rdonly)
@@ -1485,13 +1486,10 @@ ssize_t fs_write(struct fs *fs, uint64_t ino, const void *buf, size_t size,
 		i->a.ctime = i->a.mtime;
 	}
 	i->attr_dirty = true;
-	if (atomic_load(&fs->dirty_bytes) > FS_DIRTY_MAX_BYTES) {
-		/* Memory first: every block, half filled or not. */
-		ret = fs_data_flush_unlocked(fs, i, 0, 0);
-		if (ret)
-			goto out;
-	} else if ((i->ndirty - i->nfrozen) * fs->bs >= FS_FLUSH_BYTES) {
-		ret = fs_data_flush_unlocked(fs, i, off, size);
+	over = atomic_load(&fs->dirty_bytes) > FS_DIRTY_MAX_BYTES;
+	if (over || (i->ndirty - i->nfrozen) * fs->bs >= FS_FLUSH_BYTES) {
+		/* Over the total: memory first, every block taken. */
+		ret = fs_data_flush_unlocked(fs, i, off, over ? 0 : size);
 		if (ret)
 			goto out;
 	}

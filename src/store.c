@@ -686,6 +686,19 @@ static void store_seg_prealloc(struct store *st, struct store_seg *s,
 	pthread_mutex_unlock(&s->alloc_lock);
 }
 
+/* Cut s's file at end, giving back what lies past it: false if refused. */
+static bool store_seg_cut(struct store *st, struct store_seg *s, uint64_t end)
+{
+	if (ftruncate(s->fd, (off_t)end) < 0) {
+		log_warn("store '%s': cannot give back the space allocated "
+			 "ahead in segment %08" PRIu32 ": %s",
+			 st->path, s->nr, strerror(errno));
+		return false;
+	}
+	atomic_store_explicit(&s->alloc_end, end, memory_order_relaxed);
+	return true;
+}
+
 /*
  * Give back what s holds allocated beyond its appends, and allocate no
  * more ahead in it (it rolled away, or the store closes). Exclusive on the
@@ -700,15 +713,8 @@ static void store_seg_trim(struct store *st, struct store_seg *s)
 	pthread_mutex_lock(&s->alloc_lock);
 	s->retired = true;
 	tail = atomic_load_explicit(&s->tail, memory_order_relaxed);
-	if (atomic_load_explicit(&s->alloc_end, memory_order_relaxed) > tail) {
-		if (ftruncate(s->fd, (off_t)tail) < 0)
-			log_warn("store '%s': cannot give back the space "
-				 "allocated ahead in segment %08" PRIu32 ": %s",
-				 st->path, s->nr, strerror(errno));
-		else
-			atomic_store_explicit(&s->alloc_end, tail,
-					      memory_order_relaxed);
-	}
+	if (atomic_load_explicit(&s->alloc_end, memory_order_relaxed) > tail)
+		(void)store_seg_cut(st, s, tail);
 	pthread_mutex_unlock(&s->alloc_lock);
 	pthread_rwlock_unlock(&s->edge);
 }
@@ -752,19 +758,12 @@ static void store_seg_find_tail(struct store *st, struct store_seg *s)
 		pos = h;
 	}
 	end = store_round_up(end);
-	if (end >= size)
+	if (end >= size || !store_seg_cut(st, s, end))
 		return;
-	if (ftruncate(s->fd, (off_t)end) < 0) {
-		log_warn("store '%s': cannot give back the space allocated "
-			 "ahead in segment %08" PRIu32 ": %s",
-			 st->path, s->nr, strerror(errno));
-		return;
-	}
 	log_info("store '%s': segment %08" PRIu32 " gave back %" PRIu64
 		 " bytes allocated ahead of appends before a crash",
 		 st->path, s->nr, size - end);
 	atomic_store_explicit(&s->tail, end, memory_order_relaxed);
-	atomic_store_explicit(&s->alloc_end, end, memory_order_relaxed);
 }
 
 /* Find the highest segment and make it the active one (writable stores). */
